@@ -1,0 +1,1 @@
+"""Anchoring on Ethereum: Merkle batches, the AnchorRegistry contract, chain backends."""

@@ -1,0 +1,1 @@
+"""The issuer service for city clerks."""

@@ -1,0 +1,1 @@
+"""The standalone verifier: policy (pure) and web app."""

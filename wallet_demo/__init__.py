@@ -1,0 +1,1 @@
+"""The resident's phone wallet (PWA)."""
