@@ -55,9 +55,7 @@ def public_key_from_jwk(jwk: Any) -> ec.EllipticCurvePublicKey:
     if not isinstance(jwk, dict):
         raise InvalidCredential("JWKがオブジェクトではありません", "JWK is not an object")
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
-        raise InvalidCredential(
-            "P-256のEC鍵ではありません", "JWK is not an EC P-256 key"
-        )
+        raise InvalidCredential("P-256のEC鍵ではありません", "JWK is not an EC P-256 key")
     if "d" in jwk:
         raise InvalidCredential(
             "公開鍵に秘密鍵の成分が含まれています", "public JWK contains a private key"
@@ -122,9 +120,7 @@ class SigningKey:
         """
         secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
         if b"ENCRYPTED" not in pem:
-            raise KeyFileError(
-                "鍵ファイルが暗号化されていません", "the key file is not encrypted"
-            )
+            raise KeyFileError("鍵ファイルが暗号化されていません", "the key file is not encrypted")
         try:
             key = serialization.load_pem_private_key(pem, password=secret)
         except (ValueError, TypeError, UnsupportedAlgorithm):
