@@ -112,6 +112,10 @@ class DocumentType:
         """Return the top-level claim names in schema order."""
         return tuple(self.schema["properties"])
 
+    def title(self, lang: str = "ja") -> str:
+        """Return the document's display name (``住民票の写し``) from the type metadata."""
+        return _ja_en(self.metadata_template["display"], key="name")[_language_index(lang)]
+
     def vct_for(self, issuer: str) -> str:
         """Return this type's ``vct`` under ``issuer``: ``{issuer}/vct/{name}/1``."""
         return f"{issuer.rstrip('/')}/vct/{self.name}/1"
@@ -178,8 +182,8 @@ class DocumentType:
         return key, path_text(path)
 
 
-def _ja_en(display: list[dict[str, str]]) -> tuple[str, str]:
-    by_lang = {d.get("lang", d.get("locale", "")).split("-")[0]: d["label"] for d in display}
+def _ja_en(display: list[dict[str, str]], key: str = "label") -> tuple[str, str]:
+    by_lang = {d.get("lang", d.get("locale", "")).split("-")[0]: d[key] for d in display}
     return by_lang["ja"], by_lang["en"]
 
 

@@ -1,0 +1,181 @@
+"""Credential-core throughput, side by side with the IETF reference implementation.
+
+Prints ``name: value unit`` lines (medians of several rounds on one core), then the
+ratios the goals in DESIGN §6 are stated in. Run: ``.venv/bin/python bench/credentials.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from credentials import doctypes, qr, sdjwt
+from credentials.keys import SigningKey
+from credentials.trust import TrustList
+from verifier.policy import Verifier
+
+ISS = "https://city.iizuka.example"
+ROUNDS = 7
+ROUND_SECONDS = 0.4
+
+
+def rate(fn: Callable[[], object]) -> float:
+    """Median operations per second over ROUNDS rounds of about ROUND_SECONDS each."""
+    fn()
+    results = []
+    for _ in range(ROUNDS):
+        n, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < ROUND_SECONDS:
+            for _ in range(20):
+                fn()
+            n += 20
+        results.append(n / elapsed)
+    return statistics.median(results)
+
+
+def out(name: str, value: float, unit: str) -> None:
+    print(f"{name}: {value:,.0f} {unit}" if unit != "x" else f"{name}: {value:.2f} {unit}")
+
+
+def main() -> None:
+    claims = doctypes.validate_claims("juminhyo", doctypes.SAMPLES["juminhyo"])
+    assert len(claims) == 12, len(claims)
+    key, holder = SigningKey.generate(), SigningKey.generate()
+    now = int(time.time())
+    vct = doctypes.get("juminhyo").vct_for(ISS)
+    queue: list[bytes] = []
+
+    def ours_issue() -> None:
+        cred = sdjwt.issue(
+            claims, key=key, issuer=ISS, vct=vct, iat=now, exp=now + 86400, holder_jwk=holder.jwk
+        )
+        # Queued for anchoring: the Merkle leaf of the issuer-signed JWT.
+        queue.append(hashlib.sha256(b"\x00" + hashlib.sha256(cred.jwt.encode()).digest()).digest())
+        if len(queue) > 10000:
+            queue.clear()
+
+    cred = sdjwt.issue(
+        claims, key=key, issuer=ISS, vct=vct, iat=now, exp=now + 86400, holder_jwk=holder.jwk
+    )
+    trust = TrustList.from_json(
+        TrustList.document(ISS, name="飯塚市", municipality_code="402052", jwks=[key.jwk])
+    )
+    verifier = Verifier(trust=trust)
+    result = verifier.verify(cred.sd_jwt, now=now)
+    assert result.verdict == "valid", result.to_json()
+
+    def ours_verify() -> None:
+        verifier.verify(cred.sd_jwt, now=now)
+
+    def ours_core_verify() -> None:
+        sdjwt.verify(cred.sd_jwt, resolve_key=trust.resolve_key, now=now)
+
+    def ours_present_kb_verify() -> None:
+        p = sdjwt.present(
+            cred.sd_jwt, disclose=claims, holder_key=holder, nonce="n-123", aud="https://v", iat=now
+        )
+        sdjwt.verify(p, resolve_key=trust.resolve_key, now=now, nonce="n-123", aud="https://v")
+
+    figures: dict[str, float] = {}
+    figures["issue"] = rate(ours_issue)
+    figures["verify"] = rate(ours_verify)
+    figures["core_verify"] = rate(ours_core_verify)
+    figures["present_kb_verify"] = rate(ours_present_kb_verify)
+
+    data = b"x" * 600
+    algo = ec.ECDSA(hashes.SHA256())
+    sig = key.private_key.sign(data, algo)
+    figures["bare_sign"] = rate(lambda: key.private_key.sign(data, algo))
+    figures["bare_verify"] = rate(lambda: key.public_key.verify(sig, data, algo))
+
+    ref = reference_rates(claims, key, holder, now)
+    figures.update(ref)
+
+    out("shomei_issue_juminhyo12", figures["issue"], "/s")
+    out("shomei_verify_juminhyo12", figures["verify"], "/s")
+    out("shomei_core_verify_juminhyo12", figures["core_verify"], "/s")
+    out("shomei_present_kb_verify", figures["present_kb_verify"], "/s")
+    out("bare_es256_sign", figures["bare_sign"], "/s")
+    out("bare_es256_verify", figures["bare_verify"], "/s")
+    if ref:
+        out("reference_issue_juminhyo12", figures["ref_issue"], "/s")
+        out("reference_verify_juminhyo12", figures["ref_verify"], "/s")
+        out("reference_present_kb_verify", figures["ref_present_kb_verify"], "/s")
+        out("ratio_issue_vs_reference", figures["issue"] / figures["ref_issue"], "x")
+        out("ratio_verify_vs_reference", figures["verify"] / figures["ref_verify"], "x")
+        out(
+            "ratio_present_kb_verify_vs_reference",
+            figures["present_kb_verify"] / figures["ref_present_kb_verify"],
+            "x",
+        )
+    out("ratio_verify_vs_bare_es256_verify", figures["verify"] / figures["bare_verify"], "x")
+    out("ratio_issue_vs_bare_es256_sign", figures["issue"] / figures["bare_sign"], "x")
+
+    four = sdjwt.present(
+        cred.sd_jwt, disclose=["family_name", "given_name", "birthdate", "address"]
+    )
+    payload = qr.encode_embedded(four)
+    print(f"qr_embedded_juminhyo_4_claims_version: {qr.qr_version(payload)} version")
+    print(f"qr_embedded_juminhyo_4_claims_chars: {len(payload)} chars")
+    link = qr.LinkRef.new("https://wallet.city.example/r").to_url()
+    print(f"qr_link_version: {qr.qr_version(link)} version")
+
+
+def reference_rates(
+    claims: dict[str, object], key: SigningKey, holder: SigningKey, now: int
+) -> dict[str, float]:
+    """The same operations with the IETF reference implementation (PyPI ``sd-jwt``)."""
+    try:
+        from jwcrypto.jwk import JWK
+        from sd_jwt.common import SDObj
+        from sd_jwt.holder import SDJWTHolder
+        from sd_jwt.issuer import SDJWTIssuer
+        from sd_jwt.verifier import SDJWTVerifier
+    except ImportError:
+        print("reference: not installed (pip install sd-jwt==0.10.4)", file=sys.stderr)
+        return {}
+    issuer_jwk = JWK.from_pyca(key.private_key)
+    issuer_pub = JWK.from_json(json.dumps(key.jwk))
+    holder_jwk = JWK.from_pyca(holder.private_key)
+    user_claims = {
+        "iss": ISS,
+        "iat": now,
+        "exp": now + 86400,
+        "vct": doctypes.get("juminhyo").vct_for(ISS),
+        **{SDObj(k): v for k, v in claims.items()},
+    }
+    header = {"typ": "dc+sd-jwt", "kid": key.kid}
+
+    def ref_issue() -> str:
+        return SDJWTIssuer(
+            user_claims, issuer_jwk, holder_key=holder_jwk, extra_header_parameters=header
+        ).sd_jwt_issuance
+
+    issued = ref_issue()
+
+    def ref_verify() -> None:
+        SDJWTVerifier(issued, lambda iss, hdr: issuer_pub).get_verified_payload()
+
+    def ref_present_kb_verify() -> None:
+        h = SDJWTHolder(issued)
+        h.create_presentation({k: True for k in claims}, "n-123", "https://v", holder_jwk)
+        SDJWTVerifier(
+            h.sd_jwt_presentation, lambda iss, hdr: issuer_pub, "https://v", "n-123"
+        ).get_verified_payload()
+
+    return {
+        "ref_issue": rate(ref_issue),
+        "ref_verify": rate(ref_verify),
+        "ref_present_kb_verify": rate(ref_present_kb_verify),
+    }
+
+
+if __name__ == "__main__":
+    main()

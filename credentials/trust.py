@@ -1,0 +1,143 @@
+"""Offline trust: which issuers a verifier accepts, and their keys.
+
+``TRUST.json``::
+
+    {"issuers": {"<iss URL>": {"name": "…", "municipality_code": "…",
+                               "jwks": {"keys": [<EC P-256 public JWK>, …]}}}}
+
+Keys are indexed by their RFC 7638 thumbprint, which Shomei issuers use as ``kid``; a
+JWK that carries an explicit ``kid`` is indexed under that too. Public-key objects are
+built once at load time so a verification costs no key parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .errors import InvalidCredential, ShomeiError, VerificationError
+from .keys import jwk_thumbprint, public_key_from_jwk
+
+
+@dataclass(frozen=True)
+class IssuerInfo:
+    """A trusted issuer as a verifier reports it."""
+
+    id: str
+    name: str
+    municipality_code: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "municipality_code": self.municipality_code}
+
+
+class TrustSource(Protocol):
+    """Where a verifier learns issuers and keys: a trust file, or the on-chain registry."""
+
+    def issuer(self, iss: str) -> IssuerInfo | None:
+        """The issuer, or None when it is not trusted."""
+
+    def resolve_key(self, iss: str, kid: str) -> ec.EllipticCurvePublicKey:
+        """The issuer's key ``kid``; raises :class:`VerificationError` when unknown."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: IssuerInfo
+    keys: dict[str, ec.EllipticCurvePublicKey] = field(repr=False)
+
+
+class TrustList:
+    """An in-memory trust list, usually loaded from ``TRUST.json``."""
+
+    def __init__(self, entries: Mapping[str, _Entry]) -> None:
+        self._entries = dict(entries)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> TrustList:
+        """Build from the parsed ``TRUST.json``. Raises :class:`ShomeiError` when it is
+        malformed."""
+        issuers = doc.get("issuers") if isinstance(doc, dict) else None
+        if not isinstance(issuers, dict):
+            raise ShomeiError(
+                "信頼リストの形式が不正です（issuers がありません）",
+                "malformed trust list (no 'issuers' object)",
+            )
+        entries = {}
+        for iss, meta in issuers.items():
+            entries[iss] = cls._entry(iss, meta)
+        return cls(entries)
+
+    @staticmethod
+    def _entry(iss: str, meta: Any) -> _Entry:
+        try:
+            info = IssuerInfo(
+                id=iss, name=str(meta["name"]), municipality_code=str(meta["municipality_code"])
+            )
+            jwks = meta["jwks"]["keys"]
+            if not isinstance(jwks, list):
+                raise TypeError
+        except (KeyError, TypeError):
+            raise ShomeiError(
+                f"信頼リストの発行者 {iss} の記載が不正です"
+                "（name, municipality_code, jwks が必要）",
+                f"trust list entry {iss} needs name, municipality_code and jwks.keys",
+            ) from None
+        keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        for jwk in jwks:
+            try:
+                key = public_key_from_jwk(jwk)
+            except InvalidCredential as e:
+                raise ShomeiError(
+                    f"信頼リストの発行者 {iss} の鍵が不正です: {e.ja}",
+                    f"trust list entry {iss} has a bad key: {e.en}",
+                ) from None
+            keys[jwk_thumbprint(jwk)] = key
+            if isinstance(jwk.get("kid"), str):
+                keys[jwk["kid"]] = key
+        return _Entry(info=info, keys=keys)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrustList:
+        """Read ``TRUST.json``. Raises :class:`ShomeiError` for an unreadable file."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ShomeiError(
+                f"信頼リスト {path} を読み込めません", f"cannot read trust list {path}: {e}"
+            ) from None
+        return cls.from_json(doc)
+
+    def issuer(self, iss: str) -> IssuerInfo | None:
+        entry = self._entries.get(iss)
+        return entry.info if entry else None
+
+    def resolve_key(self, iss: str, kid: str) -> ec.EllipticCurvePublicKey:
+        entry = self._entries.get(iss)
+        if entry is None:
+            raise VerificationError(
+                f"発行者 {iss} は信頼リストにありません", f"issuer {iss} is not trusted"
+            )
+        key = entry.keys.get(kid)
+        if key is None:
+            raise VerificationError(
+                f"発行者 {entry.info.name} の鍵 {kid} は登録されていません",
+                f"key {kid} is not registered for issuer {entry.info.name}",
+            )
+        return key
+
+    @staticmethod
+    def document(
+        iss: str, *, name: str, municipality_code: str, jwks: list[dict[str, str]]
+    ) -> dict[str, Any]:
+        """A ``TRUST.json`` document with one issuer (what ``shomei keygen`` users write)."""
+        return {
+            "issuers": {
+                iss: {"name": name, "municipality_code": municipality_code, "jwks": {"keys": jwks}}
+            }
+        }

@@ -1,0 +1,395 @@
+"""The ``shomei`` command: keys, issuing, presenting and verifying credentials.
+
+This is the composition root: the only module that wires the issuer-side core and the
+verifier together. Secrets come from a prompt or ``SHOMEI_KEY_PASSPHRASE``, never from
+an argument, and are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from credentials import doctypes, qr, sdjwt
+from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
+from credentials.keys import SigningKey, jwk_thumbprint
+from credentials.trust import TrustList
+from verifier import inputs
+from verifier.policy import VerificationResult, Verifier
+
+PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
+EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
+DAY = 86400
+
+
+def _fail(err: ShomeiError | str, code: int = EXIT_UNUSABLE) -> None:
+    click.echo(f"エラー: {err}", err=True)
+    sys.exit(code)
+
+
+def _passphrase(*, confirm: bool = False) -> str:
+    secret = os.environ.get(PASSPHRASE_ENV)
+    if secret:
+        return secret
+    if not sys.stdin.isatty():
+        _fail(
+            f"パスフレーズが必要です（{PASSPHRASE_ENV} を設定してください） / passphrase required"
+        )
+    return str(
+        click.prompt(
+            "鍵のパスフレーズ / key passphrase", hide_input=True, confirmation_prompt=confirm
+        )
+    )
+
+
+def _load_key(path: str) -> SigningKey:
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as e:
+        _fail(f"鍵ファイル {path} を読めません / cannot read key file: {e.strerror}")
+    try:
+        return SigningKey.from_encrypted_pem(pem, _passphrase())
+    except ShomeiError as e:
+        _fail(e)
+    raise AssertionError("unreachable")
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        _fail(f"{what} {path} を読めません / cannot read {path}: {e}")
+
+
+def _write(path: str | None, data: str | bytes) -> None:
+    if path is None or path == "-":
+        click.echo(data if isinstance(data, str) else data.decode())
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        p.write_text(data + ("" if data.endswith("\n") else "\n"), encoding="utf-8")
+    else:
+        p.write_bytes(data)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Shomei（証明）: tamper-evident municipal certificates."""
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="KEY.pem")
+@click.option("--public-out", type=click.Path(dir_okay=False), help="write the public JWK here")
+def keygen(out: str, public_out: str | None) -> None:
+    """Generate an encrypted P-256 signing key; print its JWK thumbprint."""
+    if Path(out).exists():
+        _fail(f"{out} は既に存在します（上書きしません） / {out} exists, not overwriting")
+    key = SigningKey.generate()
+    pem = key.to_encrypted_pem(_passphrase(confirm=True))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    if public_out:
+        _write(public_out, json.dumps(key.jwk, indent=2))
+    click.echo(key.kid)
+
+
+@main.command()
+@click.argument("doc_type", metavar="TYPE", type=click.Choice(sorted(doctypes.DOCUMENT_TYPES)))
+@click.option("--data", "data_path", required=True, help="CLAIMS.json")
+@click.option("--key", "key_path", required=True, help="the issuer's KEY.pem")
+@click.option("--issuer", "issuer", required=True, help="the issuer id (iss URL)")
+@click.option("--holder-jwk", help="JWK.json of the holder's wallet key (binds cnf)")
+@click.option("--valid-days", type=click.IntRange(1, 36500), help="validity in days")
+@click.option("--decoys", type=click.IntRange(0, 32), default=0, show_default=True)
+@click.option("--out", help="output file (default: standard output)")
+def issue(
+    doc_type: str,
+    data_path: str,
+    key_path: str,
+    issuer: str,
+    holder_jwk: str | None,
+    valid_days: int | None,
+    decoys: int,
+    out: str | None,
+) -> None:
+    """Issue an SD-JWT VC of TYPE (juminhyo, partnership, contract) with all disclosures."""
+    dt = doctypes.get(doc_type)
+    try:
+        claims = doctypes.validate_claims(doc_type, _read_json(data_path, "データ"))
+    except ValidationError as e:
+        for path, ja, en in e.errors:
+            click.echo(f"  {path}: {ja} / {en}", err=True)
+        _fail(e)
+    holder = _read_json(holder_jwk, "JWK") if holder_jwk else None
+    if holder is not None:
+        try:
+            jwk_thumbprint(holder)
+            holder = {k: holder[k] for k in ("kty", "crv", "x", "y")}
+        except (ShomeiError, KeyError, TypeError):
+            _fail("所持者のJWKが不正です / the holder JWK is malformed")
+    key = _load_key(key_path)
+    now = int(time.time())
+    days = valid_days or dt.default_validity_days
+    cred = sdjwt.issue(
+        claims,
+        key=key,
+        issuer=issuer,
+        vct=dt.vct_for(issuer),
+        iat=now,
+        exp=now + days * DAY,
+        always_plain=dt.never_disclosable,
+        holder_jwk=holder,
+        decoys=decoys,
+    )
+    _write(out, cred.sd_jwt)
+
+
+@main.command()
+@click.argument("cred_path", metavar="CRED")
+@click.option("--disclose", default="", help="comma-separated claim names to reveal")
+@click.option("--qr", "qr_path", help="write the QR code here (PNG, or SVG by extension)")
+@click.option("--mode", type=click.Choice(["embedded", "link"]), default="embedded")
+@click.option("--relay", default="https://relay.shomei.invalid/r", help="link mode: relay base URL")
+@click.option("--holder-key", help="wallet KEY.pem: add a key-binding JWT")
+@click.option("--nonce", help="key binding: the verifier's nonce")
+@click.option("--aud", help="key binding: the verifier's id")
+@click.option("--out", help="write the presentation here (default: standard output)")
+def present(
+    cred_path: str,
+    disclose: str,
+    qr_path: str | None,
+    mode: str,
+    relay: str,
+    holder_key: str | None,
+    nonce: str | None,
+    aud: str | None,
+    out: str | None,
+) -> None:
+    """Make the holder's presentation revealing only the chosen claims."""
+    try:
+        cred = Path(cred_path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{cred_path} を読めません / cannot read: {e}")
+    names = [n.strip() for n in disclose.split(",") if n.strip()]
+    key = _load_key(holder_key) if holder_key else None
+    try:
+        text = sdjwt.present(
+            cred,
+            disclose=names,
+            holder_key=key,
+            nonce=nonce or (os.urandom(12).hex() if key else None),
+            aud=aud or ("https://verifier.shomei.invalid" if key else None),
+            iat=int(time.time()) if key else None,
+        )
+    except ValueError as e:
+        _fail(str(e))
+    except ShomeiError as e:
+        _fail(e)
+    if mode == "link":
+        ref = qr.LinkRef.new(relay)
+        blob_path = (out or "presentation") + ".blob"
+        _write(blob_path, qr.seal(text, ref))
+        payload = ref.to_url()
+        click.echo(f"暗号化した提示データ / sealed blob: {blob_path} (upload to {relay})", err=True)
+    else:
+        payload = qr.encode_embedded(text)
+        _write(out, text)
+    if qr_path:
+        image = qr.render_svg(payload) if qr_path.endswith(".svg") else qr.render_png(payload)
+        _write(qr_path, image)
+        click.echo(f"QR: {qr_path} (version {qr.qr_version(payload)})", err=True)
+    elif mode == "link":
+        click.echo(payload)
+
+
+def _describe(result: VerificationResult) -> str:
+    marks = {"pass": "✔", "fail": "✘", "warn": "!", "skip": "-"}
+    lines = [
+        f"判定: {'有効' if result.valid else '無効'} ({result.verdict})",
+    ]
+    if result.document_type:
+        lines.append(f"種類: {doctypes.get(result.document_type).title('ja')}")
+    if result.issuer:
+        lines.append(
+            f"発行者: {result.issuer.name}（{result.issuer.municipality_code}） {result.issuer.id}"
+        )
+    lines.append("確認項目 / checks:")
+    lines += [f"  {marks[c.status]} {c.id:<11} {c.ja}  ({c.en})" for c in result.checks]
+    if result.disclosed:
+        dt = doctypes.get(result.document_type) if result.document_type else None
+        lines.append("開示された項目 / disclosed:")
+        for name, value in result.disclosed.items():
+            label = dt.label(name, "ja") if dt else name
+            shown = _show(value)
+            lines.append(f"  {label} ({name}): {shown}")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return doctypes.format_date(value, "ja")
+        except ValueError:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@main.command()
+@click.argument("source", required=False, metavar="[FILE|-]")
+@click.option("--image", "image_path", help="a photo or screenshot of the QR code")
+@click.option("--pdf", "pdf_path", help="the contract PDF to compare with document_sha256")
+@click.option("--trust", "trust_path", help="TRUST.json (trusted issuers and keys)")
+@click.option("--nonce", help="expected key-binding nonce")
+@click.option("--aud", help="expected key-binding audience")
+@click.option("--at", "at", help="verify as of this ISO 8601 time (default: now)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def verify(
+    source: str | None,
+    image_path: str | None,
+    pdf_path: str | None,
+    trust_path: str | None,
+    nonce: str | None,
+    aud: str | None,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """Verify a credential, presentation, QR payload or QR image.
+
+    Exit status: 0 valid, 1 invalid, 2 unusable input.
+    """
+    data = _read_input(source, image_path)
+    document = None
+    if pdf_path:
+        try:
+            document = Path(pdf_path).read_bytes()
+        except OSError as e:
+            _fail(f"{pdf_path} を読めません / cannot read: {e.strerror}")
+    trust = TrustList.load(trust_path) if trust_path else TrustList({})
+    now = time.time()
+    if at:
+        try:
+            now = datetime.fromisoformat(at).timestamp()
+        except ValueError:
+            _fail(f"--at の日時が不正です / bad --at time: {at}")
+    try:
+        pres = inputs.from_bytes(data)
+    except NotACredential as e:
+        _fail(e)
+        raise
+    except InvalidCredential as e:
+        result = VerificationResult.malformed(e)
+    else:
+        result = Verifier(trust=trust).verify(
+            pres.text, now=now, nonce=nonce, aud=aud, document=document
+        )
+    click.echo(
+        json.dumps(result.to_json(), ensure_ascii=False, indent=2) if as_json else _describe(result)
+    )
+    sys.exit(EXIT_VALID if result.valid else EXIT_INVALID)
+
+
+def _read_input(source: str | None, image_path: str | None) -> bytes:
+    if image_path:
+        source = image_path
+    if source is None or source == "-":
+        return sys.stdin.buffer.read(inputs.MAX_INPUT + 1)
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        _fail(f"{source} を読めません / cannot read: {e.strerror}")
+    raise AssertionError("unreachable")
+
+
+@main.command()
+@click.option(
+    "--data-dir", default=lambda: os.environ.get("SHOMEI_DATA_DIR", "data"), show_default="data"
+)
+def demo(data_dir: str) -> None:
+    """Issue one sample of each document type, present a 住民票 as a QR, verify it."""
+    run_demo(Path(data_dir) / "demo")
+
+
+DEMO_ISSUER = "https://city.iizuka.example"
+DEMO_PASSPHRASE = "shomei-demo"  # demo only: the demo key protects nothing real
+
+
+def run_demo(out: Path) -> None:
+    """The credential-core demo, written to ``out``; prints what it made."""
+    out.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    (out / "issuer-key.pem").write_bytes(key.to_encrypted_pem(DEMO_PASSPHRASE))
+    wallet = SigningKey.generate()
+    (out / "wallet-key.pem").write_bytes(wallet.to_encrypted_pem(DEMO_PASSPHRASE))
+    trust = TrustList.document(
+        DEMO_ISSUER, name="飯塚市（デモ）", municipality_code="402052", jwks=[key.jwk]
+    )
+    _write(str(out / "TRUST.json"), json.dumps(trust, ensure_ascii=False, indent=2))
+    now = int(time.time())
+    made = []
+    for name, claims in _demo_claims():
+        dt = doctypes.get(name.split("-")[0])
+        cred = sdjwt.issue(
+            doctypes.validate_claims(dt.name, claims),
+            key=key,
+            issuer=DEMO_ISSUER,
+            vct=dt.vct_for(DEMO_ISSUER),
+            iat=now,
+            exp=now + dt.default_validity_days * DAY,
+            always_plain=dt.never_disclosable,
+            holder_jwk=wallet.jwk,
+        )
+        path = out / f"{name}.sd-jwt"
+        _write(str(path), cred.sd_jwt)
+        made.append((dt.title("ja"), path))
+    shown = ["family_name", "given_name", "birthdate", "address"]
+    text = sdjwt.present((out / "juminhyo.sd-jwt").read_text().strip(), disclose=shown)
+    payload = qr.encode_embedded(text)
+    _write(str(out / "juminhyo-presentation.txt"), text)
+    (out / "juminhyo-qr.png").write_bytes(qr.render_png(payload))
+    pres = inputs.from_bytes((out / "juminhyo-qr.png").read_bytes())
+    result = Verifier(trust=TrustList.from_json(trust)).verify(pres.text, now=time.time())
+    click.echo("Shomei デモ / demo\n")
+    for title, path in made:
+        click.echo(f"  発行 / issued   {title}: {path}")
+    click.echo(
+        f"  提示 / presented 住民票（{', '.join(shown)}）: {out / 'juminhyo-presentation.txt'}"
+    )
+    click.echo(
+        f"  QRコード / QR code (version {qr.qr_version(payload)}): {out / 'juminhyo-qr.png'}"
+    )
+    click.echo(f"  信頼リスト / trust list: {out / 'TRUST.json'}\n")
+    click.echo("QRコードを検証 / verifying the QR code image:\n")
+    click.echo(_describe(result))
+    click.echo(
+        f"\nもう一度 / again:  .venv/bin/shomei verify --image {out / 'juminhyo-qr.png'} "
+        f"--trust {out / 'TRUST.json'}\n(demo key passphrase: {DEMO_PASSPHRASE})"
+    )
+
+
+def _demo_claims() -> list[tuple[str, dict[str, Any]]]:
+    first = doctypes.sample("partnership")
+    # One credential per partner: the second partner's copy names them as the holder.
+    second = dict(first)
+    for field_ in ("family_name", "given_name", "birthdate"):
+        second[f"holder_{field_}"] = first[f"partner_{field_}"]
+        second[f"partner_{field_}"] = first[f"holder_{field_}"]
+    return [
+        ("juminhyo", doctypes.sample("juminhyo")),
+        ("partnership-1", first),
+        ("partnership-2", second),
+        ("contract", doctypes.sample("contract")),
+    ]
+
+
+if __name__ == "__main__":
+    main()

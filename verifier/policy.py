@@ -1,0 +1,356 @@
+"""The verification procedure: one numbered checklist, one result.
+
+Pure: given a trust source (trust file or on-chain registry), and optionally a status
+fetcher and an anchor checker, it neither touches the network nor reads the clock
+itself. Each step becomes one entry of the result's ``checks`` (DESIGN §5); the verdict
+is ``valid`` only when no check fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from credentials import doctypes, sdjwt
+from credentials.errors import ShomeiError
+from credentials.trust import IssuerInfo, TrustSource
+
+#: Japan has one time zone and no daylight saving time; certificates show its dates.
+JST = timezone(timedelta(hours=9), "JST")
+Status = Literal["pass", "fail", "warn", "skip"]
+CHECK_IDS = (
+    "format",
+    "signature",
+    "issuer",
+    "disclosures",
+    "anchor",
+    "status",
+    "validity",
+    "holder",
+    "document",
+)
+
+#: Returns the status value (0 valid, 1 revoked, 2 suspended) for a status reference
+#: ``{"status_list": {"idx": …, "uri": …}}``; raises :class:`ShomeiError` when unknown.
+StatusFetcher = Callable[[dict[str, Any]], int]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    status: Status
+    ja: str
+    en: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.ja} / {self.en}"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "message": self.message,
+            "message_ja": self.ja,
+            "message_en": self.en,
+        }
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What a verifier reports; ``to_json()`` is the DESIGN §5 result document."""
+
+    checks: tuple[Check, ...]
+    document_type: str | None = None
+    issuer: IssuerInfo | None = None
+    disclosed: dict[str, Any] = field(default_factory=dict)
+    anchor: dict[str, Any] | None = None
+
+    @classmethod
+    def malformed(cls, err: ShomeiError) -> VerificationResult:
+        """The result for input that could not even be decoded (a damaged QR payload)."""
+        r = _Report()
+        r.fail("format", err)
+        return cls(
+            checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
+        )
+
+    @property
+    def valid(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        return "valid" if self.valid else "invalid"
+
+    def check(self, check_id: str) -> Check:
+        return next(c for c in self.checks if c.id == check_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "document_type": self.document_type,
+            "issuer": self.issuer.to_json() if self.issuer else None,
+            "disclosed": self.disclosed,
+            "anchor": self.anchor,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+class _Report:
+    """Collects one entry per check; a step not reached is reported as skipped."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Check] = {}
+
+    def add(self, check_id: str, status: Status, ja: str, en: str) -> None:
+        self.entries[check_id] = Check(check_id, status, ja, en)
+
+    def fail(self, check_id: str, err: ShomeiError) -> None:
+        self.add(check_id, "fail", err.ja, err.en)
+
+    def finish(self, reason_ja: str, reason_en: str) -> tuple[Check, ...]:
+        return tuple(
+            self.entries.get(c) or Check(c, "skip", reason_ja, reason_en) for c in CHECK_IDS
+        )
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Runs the checklist. Keyword-only: ``Verifier(trust=TrustList.load(...))``."""
+
+    trust: TrustSource
+    status_fetcher: StatusFetcher | None = None
+    max_size: int = sdjwt.DEFAULT_MAX_SIZE
+    skew: int = sdjwt.DEFAULT_SKEW
+
+    def verify(
+        self,
+        presentation: str,
+        *,
+        now: float,
+        nonce: str | None = None,
+        aud: str | None = None,
+        document: bytes | None = None,
+    ) -> VerificationResult:
+        """Verify a presentation (or a whole SD-JWT VC) at time ``now``.
+
+        Never raises for bad input: every problem becomes a failed check.
+        """
+        r = _Report()
+        # (1) format: the SD-JWT splits, its JWT parses, and its type is one we know.
+        try:
+            parsed = sdjwt.ParsedSdJwt.parse(presentation, max_size=self.max_size)
+            vct = sdjwt.check_vct(parsed.unverified_payload)
+        except ShomeiError as e:
+            r.fail("format", e)
+            return VerificationResult(
+                checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
+            )
+        iss = parsed.unverified_payload.get("iss")
+        iss = iss if isinstance(iss, str) else ""
+        doc_type = doctypes.from_vct(vct, iss)
+        if doc_type is None:
+            r.add(
+                "format",
+                "fail",
+                f"対応していない証明書の種類です（{vct}）",
+                f"unsupported credential type ({vct})",
+            )
+            return VerificationResult(
+                checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
+            )
+        r.add(
+            "format",
+            "pass",
+            f"{doc_type.title('ja')}（SD-JWT VC）",
+            f"{doc_type.title('en')} (SD-JWT VC)",
+        )
+        # (2) issuer: only issuers in the trust source count; the token names itself.
+        info = self.trust.issuer(iss)
+        if info is None:
+            r.add(
+                "issuer",
+                "fail",
+                f"信頼された発行者ではありません（{iss}）",
+                f"not a trusted issuer ({iss})",
+            )
+            return VerificationResult(
+                checks=r.finish(
+                    "発行者を確認できないため確認していません", "not checked: unknown issuer"
+                ),
+                document_type=doc_type.name,
+            )
+        r.add(
+            "issuer",
+            "pass",
+            f"{info.name}（団体コード {info.municipality_code}）",
+            f"{info.name} (municipality code {info.municipality_code})",
+        )
+        # (3) signature: header (ES256, typ, no crit) and the issuer's registered key.
+        try:
+            payload = sdjwt.verify_issuer_signature(parsed, self.trust.resolve_key)
+        except ShomeiError as e:
+            r.fail("signature", e)
+            return VerificationResult(
+                checks=r.finish(
+                    "署名が確認できないため確認していません", "not checked: bad signature"
+                ),
+                document_type=doc_type.name,
+                issuer=info,
+            )
+        r.add("signature", "pass", "発行者の署名を確認しました", "issuer signature verified")
+        # (4) disclosures: every disclosure is signed for, none twice, none overwriting.
+        claims: dict[str, Any] = {}
+        try:
+            claims = sdjwt.apply_disclosures(payload, parsed.disclosures)
+            r.add(
+                "disclosures",
+                "pass",
+                f"開示された {len(parsed.disclosures)} 項目はすべて署名済みの内容と一致します",
+                f"all {len(parsed.disclosures)} disclosed claims match the signed digests",
+            )
+        except ShomeiError as e:
+            r.fail("disclosures", e)
+        # (5) anchor: comes with the chain reader (anchoring lands separately).
+        r.add(
+            "anchor",
+            "skip",
+            "ブロックチェーンへの記録は確認していません（チェーン未設定）",
+            "blockchain anchor not checked (no chain configured)",
+        )
+        # (6) status: the issuer's token status list, when the credential names one.
+        self._check_status(r, payload)
+        # (7) validity: iat, nbf and exp against the clock passed in.
+        try:
+            sdjwt.check_validity(payload, now=now, skew=self.skew)
+            r.add("validity", "pass", *_validity_text(payload))
+        except ShomeiError as e:
+            r.fail("validity", e)
+        # (8) holder: a key-binding JWT proves the presenter holds the wallet key.
+        self._check_holder(r, parsed, payload, now=now, nonce=nonce, aud=aud)
+        # (9) document: a dropped contract PDF against the signed document digest.
+        self._check_document(r, claims, document)
+        # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
+        order = {name: i for i, name in enumerate(doc_type.claim_names)}
+        disclosed = dict(
+            sorted(
+                ((k, v) for k, v in claims.items() if k not in sdjwt.REGISTERED_CLAIMS),
+                key=lambda kv: order.get(kv[0], len(order)),
+            )
+        )
+        return VerificationResult(
+            checks=r.finish("確認していません", "not checked"),
+            document_type=doc_type.name,
+            issuer=info,
+            disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
+        )
+
+    def _check_status(self, r: _Report, payload: dict[str, Any]) -> None:
+        ref = payload.get("status")
+        if ref is None:
+            r.add(
+                "status",
+                "skip",
+                "失効情報の参照がありません",
+                "the credential has no status reference",
+            )
+            return
+        if not isinstance(ref, dict) or not isinstance(ref.get("status_list"), dict):
+            r.add("status", "fail", "失効情報の参照が不正です", "malformed status reference")
+            return
+        if self.status_fetcher is None:
+            r.add(
+                "status",
+                "warn",
+                "失効状態を確認できませんでした（オフライン）",
+                "revocation status unknown (offline)",
+            )
+            return
+        try:
+            value = self.status_fetcher(ref)
+        except ShomeiError as e:
+            r.add(
+                "status",
+                "warn",
+                f"失効状態を確認できませんでした: {e.ja}",
+                f"status unknown: {e.en}",
+            )
+            return
+        if value == 0:
+            r.add("status", "pass", "取り消されていません", "not revoked")
+        elif value == 2:
+            r.add("status", "fail", "一時停止中です", "suspended")
+        else:
+            r.add("status", "fail", "取り消し済みです", "revoked")
+
+    def _check_holder(
+        self,
+        r: _Report,
+        parsed: sdjwt.ParsedSdJwt,
+        payload: dict[str, Any],
+        *,
+        now: float,
+        nonce: str | None,
+        aud: str | None,
+    ) -> None:
+        if parsed.kb_jwt is None and nonce is None:
+            if "cnf" in payload:
+                r.add(
+                    "holder",
+                    "warn",
+                    "所持者の鍵による確認はありません（紙または画面の提示）",
+                    "no holder key proof (paper or screen presentation)",
+                )
+            else:
+                r.add(
+                    "holder",
+                    "skip",
+                    "所持者の鍵の指定がない証明書です",
+                    "credential not bound to a holder key",
+                )
+            return
+        try:
+            sdjwt.verify_key_binding(parsed, payload, now=now, nonce=nonce, aud=aud, skew=self.skew)
+            r.add(
+                "holder",
+                "pass",
+                "提示者が所持者の鍵を持っていることを確認しました",
+                "holder key proof verified",
+            )
+        except ShomeiError as e:
+            r.fail("holder", e)
+
+    @staticmethod
+    def _check_document(r: _Report, claims: dict[str, Any], document: bytes | None) -> None:
+        if document is None:
+            r.add("document", "skip", "文書（PDF）は指定されていません", "no document given")
+            return
+        expected = claims.get("document_sha256")
+        if not isinstance(expected, str):
+            r.add(
+                "document",
+                "fail",
+                "文書のハッシュ（document_sha256）が開示されていません",
+                "the document digest (document_sha256) is not disclosed",
+            )
+        elif hashlib.sha256(document).hexdigest() == expected.lower():
+            r.add("document", "pass", "原本と一致します", "the document matches the original")
+        else:
+            r.add(
+                "document", "fail", "原本と一致しません", "the document does not match the original"
+            )
+
+
+def _validity_text(payload: dict[str, Any]) -> tuple[str, str]:
+    exp = payload.get("exp")
+    if not isinstance(exp, int | float):
+        return "有効期限の定めはありません", "no expiry"
+    day = datetime.fromtimestamp(exp, JST).date().isoformat()
+    return (
+        f"有効期限内です（{doctypes.format_date(day, 'ja')}まで）",
+        f"within its validity period (until {doctypes.format_date(day, 'en')})",
+    )
