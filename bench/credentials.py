@@ -12,6 +12,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and its own name would
+# shadow the ``credentials`` package.
+if sys.path and sys.path[0] == str(Path(__file__).resolve().parent):
+    sys.path.pop(0)
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
