@@ -1,0 +1,115 @@
+"""The chain boundary: one small interface, two backends.
+
+Everything Shomei needs from Ethereum goes through :class:`Chain`: anchoring a Merkle
+root, reading an anchor back, reading the issuer registry, and the few transaction
+primitives a crash-safe batcher needs (build a signed transaction with a chosen nonce
+and fees *before* sending it, broadcast it, look for its receipt). Backends:
+
+- ``EvmChain``: web3's in-process EVM (EthereumTesterProvider) for fast tests;
+- ``RpcChain``: JSON-RPC to a real node (anvil locally, Sepolia or any EVM network in
+  production), with several RPC URLs and fallback.
+
+Library exceptions (web3, eth-tester, requests) are converted into
+:class:`credentials.errors.AnchorError` subclasses here, where they enter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from credentials.errors import AnchorError
+
+
+class ChainUnavailable(AnchorError):
+    """No RPC endpoint answered (network down, rate limited): retry later."""
+
+
+class ChainRejected(AnchorError):
+    """The chain refused a call or transaction (revert: not registered, duplicate root)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnchorRecord:
+    """Where and when a root was anchored."""
+
+    issuer_address: str  # checksummed 0x address of the anchoring issuer
+    root: bytes
+    block: int
+    timestamp: int  # block timestamp, seconds since the epoch
+    tx: str | None  # 0x transaction hash (from the Anchored event), when known
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyRecord:
+    """A signing key registered for an issuer: P-256 coordinates and validity."""
+
+    thumbprint: bytes  # 32 bytes: the RFC 7638 SHA-256 thumbprint (the credential's kid)
+    x: bytes  # 32 bytes
+    y: bytes  # 32 bytes
+    valid_from: int  # seconds since the epoch
+    revoked_at: int | None  # None while not revoked
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuerRecord:
+    """A registered issuer as the registry describes it."""
+
+    address: str
+    issuer_id: str  # the `iss` URL
+    name: str
+    municipality_code: str
+    active: bool
+    keys: tuple[KeyRecord, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedTx:
+    """A signed transaction not necessarily sent yet: store it, then broadcast it."""
+
+    raw: bytes
+    tx_hash: str
+    nonce: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxReceipt:
+    tx_hash: str
+    block: int
+    success: bool
+
+
+class Chain(Protocol):
+    """What Shomei needs from an Ethereum network holding one AnchorRegistry."""
+
+    chain_id: int
+    registry_address: str
+
+    # --- reads (verifiers) ---------------------------------------------------------
+    def read_anchor(self, issuer_address: str, root: bytes) -> AnchorRecord | None:
+        """The anchor of ``root`` by that issuer, or None when it was never anchored."""
+
+    def issuer_by_id(self, issuer_id: str) -> IssuerRecord | None:
+        """The registered issuer with that ``iss`` URL, or None."""
+
+    def block_number(self) -> int: ...
+
+    # --- transactions (issuers) ----------------------------------------------------
+    def next_nonce(self, address: str) -> int:
+        """The account's next nonce counting pending transactions."""
+
+    def suggest_fees(self) -> tuple[int, int]:
+        """EIP-1559 (max_fee_per_gas, max_priority_fee_per_gas) for a timely inclusion."""
+
+    def sign_anchor(
+        self, root: bytes, *, nonce: int, max_fee_per_gas: int, max_priority_fee_per_gas: int
+    ) -> SignedTx:
+        """A signed ``anchor(root)`` transaction from the issuer account, not sent."""
+
+    def broadcast(self, tx: SignedTx) -> None:
+        """Send it; sending the same transaction twice is harmless."""
+
+    def receipt(self, tx_hash: str) -> TxReceipt | None:
+        """The receipt once mined, else None."""
