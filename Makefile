@@ -24,7 +24,9 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
 	$(BIN)/python bench/credentials.py
+	$(BIN)/python bench/merkle.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
