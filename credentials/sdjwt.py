@@ -93,6 +93,19 @@ def _issuer_header(kid: str) -> str:
     return cached
 
 
+def _check_nested_names(path: str, node: Any) -> None:
+    """Reject ``_sd`` and ``...`` anywhere inside a claim value: a verifier would read
+    them as digests and silently drop or empty the value."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _RESERVED_NAMES:
+                raise ValueError(f"claim name {k!r} (in {path}) is reserved by SD-JWT")
+            _check_nested_names(f"{path}.{k}", v)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_nested_names(f"{path}[{i}]", v)
+
+
 def issue(
     claims: Mapping[str, Any],
     *,
@@ -112,11 +125,14 @@ def issue(
     selectively disclosable.
 
     ``decoys`` adds that many random digests so the number of hidden claims leaks less.
-    Raises ``ValueError`` for a claim name the format reserves.
+    Raises ``ValueError`` for a claim name the format reserves, at the top level or
+    (``_sd``, ``...``) nested inside a value.
     """
-    for name in claims:
+    for name, value in claims.items():
         if name in REGISTERED_CLAIMS or name in _RESERVED_NAMES:
             raise ValueError(f"claim name {name!r} is reserved by SD-JWT VC")
+        if isinstance(value, dict | list):
+            _check_nested_names(name, value)
     sd_names = [n for n in claims if n not in always_plain]
     salts = salt_source(SALT_BYTES * (len(sd_names) + decoys))
     disclosures = tuple(
