@@ -44,14 +44,12 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads_strict(raw: bytes) -> Any:
     """Parse UTF-8 JSON, rejecting duplicate member names, NaN and Infinity.
 
-    orjson is strict about everything but duplicate names, so it serves when duplicates
-    are impossible (no object at all) or provably absent (the bytes are the canonical
-    re-encoding of what was parsed: a dropped duplicate would have changed them).
-    Anything else takes the slower standard-library path with a duplicate check.
+    orjson is strict about everything but duplicate names, and it turns integers beyond
+    64 bits into floats. Its result serves when the bytes are the canonical re-encoding
+    of what was parsed: a dropped duplicate or a rounded integer would have changed
+    them. Anything else takes the slower standard-library path with a duplicate check.
     Raises ``ValueError`` (callers translate it into their own error).
     """
-    if b"{" not in raw:
-        return orjson.loads(raw)
     obj = orjson.loads(raw)
     if orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) == raw:
         return obj
