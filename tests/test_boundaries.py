@@ -1,0 +1,139 @@
+"""Import boundaries of DESIGN.md §4, read from the source with ``ast``.
+
+``credentials`` is the pure core: no Flask, no web3, nothing from the other packages.
+The verifier never imports the issuer. ``anchor/merkle.py`` is pure.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_PACKAGES = {"issuer", "verifier", "anchor", "wallet_demo", "shomei_cli"}
+WEB = {"flask", "web3", "werkzeug", "eth_tester", "eth_account"}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imported_modules(source: str, module: str, *, is_package: bool = False) -> set[str]:
+    """Every module a source file imports: absolute names, relative ones resolved,
+    ``from x import y`` counted as both ``x`` and ``x.y``, and constant
+    ``importlib.import_module(...)``/``__import__(...)`` calls."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                if node.level - 1 >= len(base):
+                    found.add("<relative import above the top-level package>")
+                    continue
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            arg = node.args[0]
+            if name in ("import_module", "__import__") and isinstance(arg, ast.Constant):
+                found.add(str(arg.value))
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported_modules(
+        path.read_text(encoding="utf-8"), module_name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def files_under(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+CREDENTIALS = files_under("credentials")
+VERIFIER = files_under("verifier")
+ANCHOR = files_under("anchor")
+
+
+def rel(paths: list[Path]) -> list[str]:
+    return [p.relative_to(ROOT).as_posix() for p in paths]
+
+
+def test_the_packages_have_files():
+    assert len(CREDENTIALS) >= 8, "credentials/ was not found"
+    assert VERIFIER, "verifier/ was not found"
+    assert (ROOT / "anchor" / "merkle.py").exists()
+
+
+@pytest.mark.parametrize("path", CREDENTIALS, ids=rel(CREDENTIALS))
+def test_credentials_is_the_pure_core(path: Path):
+    bad = sorted(m for m in imports_of(path) if top(m) in WEB | APP_PACKAGES or m.startswith("<"))
+    assert not bad, f"{path.name} imports {bad}: credentials/ must stay pure (DESIGN §4)"
+
+
+@pytest.mark.parametrize("path", VERIFIER, ids=rel(VERIFIER))
+def test_verifier_never_imports_the_issuer(path: Path):
+    bad = sorted(m for m in imports_of(path) if top(m) == "issuer")
+    assert not bad, f"{path.name} imports {bad}: the verifier never imports the issuer"
+
+
+@pytest.mark.parametrize("path", ANCHOR, ids=rel(ANCHOR))
+def test_anchor_imports_credentials_at_most(path: Path):
+    bad = sorted(m for m in imports_of(path) if top(m) in {"issuer", "verifier", "wallet_demo"})
+    assert not bad, f"{path.name} imports {bad}: anchor -> credentials at most"
+
+
+def test_merkle_is_pure():
+    path = ROOT / "anchor" / "merkle.py"
+    bad = sorted(m for m in imports_of(path) if top(m) in WEB)
+    assert not bad, f"anchor/merkle.py imports {bad}"
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        ("import flask", "credentials.x", "flask"),
+        ("from web3 import Web3", "credentials.x", "web3.Web3"),
+        ("from .. import issuer", "credentials.doctypes.x", "credentials.issuer"),
+        ("from ..errors import ShomeiError", "credentials.doctypes.x", "credentials.errors"),
+        (
+            "from ... import issuer",
+            "credentials.doctypes.x",
+            "<relative import above the top-level package>",
+        ),
+        ("from verifier import policy", "credentials.x", "verifier.policy"),
+        ("import importlib\nimportlib.import_module('flask')", "credentials.x", "flask"),
+        ("def f():\n    import web3.auto", "credentials.x", "web3.auto"),
+    ],
+    ids=[
+        "import",
+        "from",
+        "relative-sibling",
+        "relative-parent",
+        "relative-escape",
+        "from-app",
+        "import_module",
+        "function-local",
+    ],
+)
+def test_checker_sees_every_kind_of_import(source: str, module: str, expected: str):
+    assert expected in imported_modules(source, module)
