@@ -125,8 +125,12 @@ _TAG_BYTES: Final = 16
 _B32: Final = re.compile(r"[A-Z2-7]{26}")  # RFC 4648 base32 of 16 bytes, unpadded
 _URL_CHARS: Final = re.compile(r"[!-~]+")  # urlsplit silently drops tabs and newlines
 
+# Lenient on purpose: a damaged credential (empty signature, padded base64, cut off
+# before its first "~") must reach the verifier and fail there with a specific reason,
+# not be turned away as "not a credential". A JOSE header is a JSON object, so its
+# base64url starts with "ey".
 _SD_JWT_SHAPE: Final = re.compile(
-    r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+~[A-Za-z0-9_.~-]*"
+    r"ey[A-Za-z0-9_=-]*\.[A-Za-z0-9_=-]*\.[A-Za-z0-9_=-]*(~[A-Za-z0-9_.~=-]*)?"
 )
 
 Kind = Literal["embedded", "link", "sd-jwt"]

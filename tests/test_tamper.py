@@ -609,21 +609,7 @@ def test_policy_rejects(name, tampered, verifier):
     assert result.disclosed == {} or "disclosures" not in expected
 
 
-#: Shapes ``qr.classify`` does not recognise as an SD-JWT (an empty signature segment,
-#: '=' padding), so ``shomei verify`` reports "not a credential" (exit 2) instead of
-#: naming the defect (exit 1). The policy itself rejects them with the right check.
-_NOT_RECOGNISED = pytest.mark.xfail(
-    strict=True, reason="qr.classify: SD-JWT shape needs a non-empty signature and no '='"
-)
-CLI_CASES = [
-    pytest.param(name, marks=_NOT_RECOGNISED)
-    if name in ("alg_none", "signature_empty", "disclosure_reencoded_with_padding")
-    else name
-    for name in CASES
-]
-
-
-@pytest.mark.parametrize("name", CLI_CASES)
+@pytest.mark.parametrize("name", CASES)
 def test_cli_rejects(name, tampered, trust_file, tmp_path):
     path = tmp_path / f"{name}.txt"
     path.write_text(tampered[name], encoding="utf-8")
