@@ -9,6 +9,11 @@ and fees *before* sending it, broadcast it, look for its receipt). Backends:
 - ``RpcChain``: JSON-RPC to a real node (anvil locally, Sepolia or any EVM network in
   production), with several RPC URLs and fallback.
 
+Both are built on a *node* (``EvmNode``, ``RpcNode``: a connection to one network) plus a
+registry address and, for writers, a :class:`~anchor.accounts.ChainAccount`. They live in
+private modules and are imported from here lazily, so reading this interface (verifier,
+batcher) does not load web3.
+
 Library exceptions (web3, eth-tester, requests) are converted into
 :class:`credentials.errors.AnchorError` subclasses here, where they enter.
 """
@@ -16,9 +21,28 @@ Library exceptions (web3, eth-tester, requests) are converted into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from credentials.errors import AnchorError
+
+if TYPE_CHECKING:
+    from ._evm import EvmChain, EvmNode
+    from ._rpc import RpcChain, RpcNode
+
+__all__ = [
+    "AnchorRecord",
+    "Chain",
+    "ChainRejected",
+    "ChainUnavailable",
+    "EvmChain",
+    "EvmNode",
+    "IssuerRecord",
+    "KeyRecord",
+    "RpcChain",
+    "RpcNode",
+    "SignedTx",
+    "TxReceipt",
+]
 
 
 class ChainUnavailable(AnchorError):
@@ -26,7 +50,15 @@ class ChainUnavailable(AnchorError):
 
 
 class ChainRejected(AnchorError):
-    """The chain refused a call or transaction (revert: not registered, duplicate root)."""
+    """The chain refused a call or transaction (revert: not registered, duplicate root).
+
+    ``reason`` is the registry's custom error name when known (``"AlreadyAnchored"``,
+    ``"NotActiveIssuer"``, ...), so callers can branch without parsing messages.
+    """
+
+    def __init__(self, ja: str, en: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(ja, en)
+        self.reason = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +81,7 @@ class KeyRecord:
     y: bytes  # 32 bytes
     valid_from: int  # seconds since the epoch
     revoked_at: int | None  # None while not revoked
+    added_at: int = 0  # block timestamp of the registration (0: unknown)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,3 +146,15 @@ class Chain(Protocol):
 
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt once mined, else None."""
+
+
+_BACKENDS = {"EvmChain": "_evm", "EvmNode": "_evm", "RpcChain": "_rpc", "RpcNode": "_rpc"}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the backends import web3 (slow), and import this module for the records.
+    if name in _BACKENDS:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__package__}.{_BACKENDS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
