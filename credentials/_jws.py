@@ -30,8 +30,20 @@ _SIG_LEN = 64
 
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: one byte string per value, so the QR codec can
-    rebuild the exact signed bytes from a parsed payload."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    rebuild the exact signed bytes from a parsed payload (and verifiers take the fast
+    path of :func:`loads_strict`)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it exactly
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def compact_json(obj: Any) -> bytes:
+    """No spaces, UTF-8, members in the given order (disclosure arrays)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -51,7 +63,8 @@ def loads_strict(raw: bytes) -> Any:
     Raises ``ValueError`` (callers translate it into their own error).
     """
     obj = orjson.loads(raw)
-    if orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) == raw:
+    # Member order survives a round trip, so compact JSON in any key order qualifies.
+    if orjson.dumps(obj) == raw:
         return obj
     # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
     return _DECODER.decode(raw.decode("utf-8"))

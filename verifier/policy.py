@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache, lru_cache
+from typing import Any, Literal, NamedTuple
 
 from credentials import doctypes, sdjwt
 from credentials.errors import ShomeiError
@@ -20,6 +21,7 @@ from credentials.trust import IssuerInfo, TrustSource
 
 #: Japan has one time zone and no daylight saving time; certificates show its dates.
 JST = timezone(timedelta(hours=9), "JST")
+JST_OFFSET = 9 * 3600
 Status = Literal["pass", "fail", "warn", "skip"]
 CHECK_IDS = (
     "format",
@@ -38,8 +40,9 @@ CHECK_IDS = (
 StatusFetcher = Callable[[dict[str, Any]], int]
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
+    """One entry of the checklist. A named tuple: a verification builds nine."""
+
     id: str
     status: Status
     ja: str
@@ -113,9 +116,10 @@ class _Report:
         self.add(check_id, "fail", err.ja, err.en)
 
     def finish(self, reason_ja: str, reason_en: str) -> tuple[Check, ...]:
-        return tuple(
-            self.entries.get(c) or Check(c, "skip", reason_ja, reason_en) for c in CHECK_IDS
-        )
+        entries = self.entries
+        if len(entries) == len(CHECK_IDS):
+            return tuple(entries[c] for c in CHECK_IDS)
+        return tuple(entries.get(c) or Check(c, "skip", reason_ja, reason_en) for c in CHECK_IDS)
 
 
 @dataclass(frozen=True)
@@ -163,12 +167,7 @@ class Verifier:
             return VerificationResult(
                 checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
             )
-        r.add(
-            "format",
-            "pass",
-            f"{doc_type.title('ja')}（SD-JWT VC）",
-            f"{doc_type.title('en')} (SD-JWT VC)",
-        )
+        r.add("format", "pass", *_type_text(doc_type.name))
         # (2) issuer: only issuers in the trust source count; the token names itself.
         info = self.trust.issuer(iss)
         if info is None:
@@ -235,12 +234,11 @@ class Verifier:
         # (9) document: a dropped contract PDF against the signed document digest.
         self._check_document(r, claims, document)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
-        order = {name: i for i, name in enumerate(doc_type.claim_names)}
-        disclosed = dict(
-            sorted(
-                ((k, v) for k, v in claims.items() if k not in sdjwt.REGISTERED_CLAIMS),
-                key=lambda kv: order.get(kv[0], len(order)),
-            )
+        disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
+        disclosed.update(
+            (k, v)
+            for k, v in claims.items()
+            if k not in disclosed and k not in sdjwt.REGISTERED_CLAIMS
         )
         return VerificationResult(
             checks=r.finish("確認していません", "not checked"),
@@ -345,11 +343,27 @@ class Verifier:
             )
 
 
+@cache
+def _claim_order(doc_type: str) -> tuple[str, ...]:
+    return doctypes.get(doc_type).claim_names
+
+
+@cache
+def _type_text(doc_type: str) -> tuple[str, str]:
+    dt = doctypes.get(doc_type)
+    return f"{dt.title('ja')}（SD-JWT VC）", f"{dt.title('en')} (SD-JWT VC)"
+
+
 def _validity_text(payload: dict[str, Any]) -> tuple[str, str]:
     exp = payload.get("exp")
     if not isinstance(exp, int | float):
         return "有効期限の定めはありません", "no expiry"
-    day = datetime.fromtimestamp(exp, JST).date().isoformat()
+    return _until(int(exp + JST_OFFSET) // 86400)
+
+
+@lru_cache(maxsize=64)
+def _until(jst_day: int) -> tuple[str, str]:
+    day = datetime.fromtimestamp(jst_day * 86400, UTC).date().isoformat()
     return (
         f"有効期限内です（{doctypes.format_date(day, 'ja')}まで）",
         f"within its validity period (until {doctypes.format_date(day, 'en')})",
