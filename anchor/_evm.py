@@ -7,6 +7,8 @@ unchanged on both backends.
 
 from __future__ import annotations
 
+import re
+
 from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
 from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 from eth_utils.exceptions import ValidationError
@@ -15,10 +17,12 @@ from web3 import EthereumTesterProvider, Web3
 from credentials.errors import AnchorError
 
 from ._reverts import revert_data_from_message
-from ._web3chain import DEFAULT_PRIORITY_FEE, Node, Web3Chain
+from ._web3chain import DEFAULT_PRIORITY_FEE, Node, SendErrorKind, Web3Chain
 from .accounts import DEV_HD_PATH, DEV_MNEMONIC, ChainAccount
 from .chain import ChainRejected
 from .registry import deploy_registry
+
+_NONCE = re.compile(r"Invalid transaction nonce: Expected (\d+), but got (\d+)")
 
 
 class EvmNode(Node):
@@ -43,6 +47,15 @@ class EvmNode(Node):
             # py-evm refusing a transaction before running it (nonce, funds, gas).
             return ChainRejected("取引が拒否されました", f"the transaction is invalid: {e}")
         return super().translate(e)
+
+    def send_error_kind(self, e: Exception) -> SendErrorKind | None:
+        # py-evm says "Invalid transaction nonce: Expected 1, but got 0" for a nonce too
+        # low *and* too high; only the first means "used".
+        match = _NONCE.search(str(e))
+        if match is not None:
+            expected, got = int(match.group(1)), int(match.group(2))
+            return "nonce_too_low" if got < expected else None
+        return super().send_error_kind(e)
 
     def priority_fee(self) -> int:
         return DEFAULT_PRIORITY_FEE  # no fee market to ask in-process

@@ -49,8 +49,8 @@ _MESSAGES: dict[str, Callable[[Args], tuple[str, str]]] = {
         f"{a[0]} is already a registered issuer",
     ),
     "IssuerIdTaken": lambda a: (
-        f"発行者ID {a[0]} は別の発行者が使用しています",
-        f"issuer id {a[0]} is already taken",
+        "この発行者IDは既に別のアカウントに登録されています",
+        f"the issuer id is already taken by {a[0]}",
     ),
     "StatusUnchanged": lambda a: (
         f"発行者は既に{_status(a[1])[0]}です",

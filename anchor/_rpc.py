@@ -130,7 +130,8 @@ class FallbackProvider(JSONBaseProvider):
         try:
             response = self.decode_rpc_response(http.content)
         except ValueError:
-            raise _EndpointFailed(f"HTTP {http.status_code}, not JSON-RPC") from None
+            status = http.status_code
+            raise _EndpointFailed(f"HTTP {status}" if status >= 400 else "not JSON-RPC") from None
         if not isinstance(response, dict):
             raise _EndpointFailed("not a JSON-RPC response")
         error = response.get("error")
@@ -167,9 +168,10 @@ class RpcNode(Node):
             self.w3.manager.request_blocking(RPCEndpoint("evm_setAutomine"), [enabled])
 
     def mine(self, blocks: int = 1) -> None:
-        """anvil and hardhat only (``anvil_mine``/``hardhat_mine``)."""
+        """Development nodes only (``evm_mine``: anvil, hardhat, ganache)."""
         with self.translating():
-            self.w3.manager.request_blocking(RPCEndpoint("anvil_mine"), [hex(blocks)])
+            for _ in range(blocks):
+                self.w3.manager.request_blocking(RPCEndpoint("evm_mine"), [])
 
 
 class RpcChain(Web3Chain):
@@ -191,7 +193,3 @@ class RpcChain(Web3Chain):
             registry_address=registry_address,
             account=account,
         )
-
-    def close(self) -> None:
-        """Close the HTTP connections (also those of chains made with :meth:`using`)."""
-        self.node.close()

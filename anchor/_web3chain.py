@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import requests
 from eth_typing import ChecksumAddress
@@ -39,6 +39,7 @@ from ._reverts import RevertDecoder
 from .accounts import ChainAccount
 from .chain import (
     AnchorRecord,
+    Chain,
     ChainRejected,
     ChainUnavailable,
     IssuerRecord,
@@ -198,6 +199,9 @@ class Node:
             raise ChainRejected("取引が失敗しました", f"transaction {tx_hash.to_0x_hex()} reverted")
         return receipt
 
+    def close(self) -> None:
+        """Release the connection (HTTP sessions); nothing to do in-process."""
+
     # ------------------------------------------------------------------ dev chains
     def set_automine(self, enabled: bool) -> None:
         """Mine each transaction at once (True), or only on :meth:`mine` (False)."""
@@ -220,18 +224,21 @@ class Web3Chain:
         if not is_address(registry_address):
             raise ValueError(f"not an Ethereum address: {registry_address!r}")
         self.node = node
-        self.chain_id = node.chain_id
-        self.registry_address = to_checksum_address(registry_address)
+        self.chain_id: int = node.chain_id
+        self._registry = to_checksum_address(registry_address)  # typed for web3
+        self.registry_address: str = self._registry
         self.account = account
-        self.contract = node.w3.eth.contract(
-            address=self.registry_address, abi=registry_artifact()["abi"]
-        )
+        self.contract = node.w3.eth.contract(address=self._registry, abi=registry_artifact()["abi"])
 
-    def using(self, account: ChainAccount | None) -> Web3Chain:
+    def using(self, account: ChainAccount | None) -> Self:
         """The same chain and registry, signing with ``account`` (same connection)."""
         other = copy.copy(self)
         other.account = account
         return other
+
+    def close(self) -> None:
+        """Release the node's connection, shared with the chains made by :meth:`using`."""
+        self.node.close()
 
     # ------------------------------------------------------------------ reads
     def read_anchor(self, issuer_address: str, root: bytes) -> AnchorRecord | None:
@@ -246,7 +253,7 @@ class Web3Chain:
             # The stored block number bounds the search to one block: cheap on any node.
             logs = self.node.w3.eth.get_logs(
                 {
-                    "address": self.registry_address,
+                    "address": self._registry,
                     "fromBlock": block,
                     "toBlock": block,
                     "topics": [event_topic("Anchored"), address_topic(issuer), "0x" + root.hex()],
@@ -323,14 +330,14 @@ class Web3Chain:
         data = HexBytes(self.contract.encode_abi("anchor", [root]))
         with self.node.translating():
             gas = self.node.w3.eth.estimate_gas(
-                {"from": account.address, "to": self.registry_address, "data": data}
+                {"from": _checked_address(account.address), "to": self._registry, "data": data}
             )
         signed = account.local.sign_transaction(
             {
                 "type": 2,
                 "chainId": self.chain_id,
                 "nonce": nonce,
-                "to": self.registry_address,
+                "to": self._registry,
                 "data": data,
                 "value": 0,
                 "gas": gas + gas * GAS_MARGIN_PERCENT // 100,
@@ -437,3 +444,9 @@ def _revert_bytes(data: object) -> bytes | None:
         except ValueError:
             return None
     return None
+
+
+if TYPE_CHECKING:
+
+    def _implements_chain(chain: Web3Chain) -> Chain:
+        return chain  # mypy checks here that Web3Chain satisfies the Chain protocol

@@ -64,8 +64,9 @@ contract AnchorRegistry {
     error NotActiveIssuer(address account);
     /// @notice The account is already a registered issuer.
     error AlreadyRegistered(address account);
-    /// @notice Another issuer already uses this issuer id.
-    error IssuerIdTaken(string issuerId);
+    /// @notice The issuer id is already registered, to `holder`.
+    /// @dev No string argument: eth-tester would mistake the data for Error(string).
+    error IssuerIdTaken(address holder);
     /// @notice The issuer is already in the requested state.
     error StatusUnchanged(address account, Status status);
     /// @notice An address, issuer id, key or root was zero or empty.
@@ -142,7 +143,8 @@ contract AnchorRegistry {
         if (account == address(0) || bytes(issuerId).length == 0) revert EmptyValue();
         if (_issuers[account].status != Status.None) revert AlreadyRegistered(account);
         bytes32 idHash = keccak256(bytes(issuerId));
-        if (_issuerById[idHash] != address(0)) revert IssuerIdTaken(issuerId);
+        address holder = _issuerById[idHash];
+        if (holder != address(0)) revert IssuerIdTaken(holder);
         _issuerById[idHash] = account;
         _issuers[account] = Issuer(issuerId, name, municipalityCode, Status.Active);
         emit IssuerRegistered(account, issuerId, name, municipalityCode);
