@@ -1,0 +1,157 @@
+"""Chain fixtures: every chain test runs on the in-process EVM and on a real anvil node.
+
+anvil comes from the npm package ``@foundry-rs/anvil`` (``npm ci`` at the repository
+root). It listens on 127.0.0.1 only, on a free port, and is stopped by the PID of the
+process these fixtures started. Without it the anvil tests skip locally and fail in CI
+(``CI=true``), so a CI run can never pass by silently not testing the real node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from anchor._web3chain import Node, Web3Chain
+from anchor.accounts import ChainAccount
+from anchor.chain import EvmChain, EvmNode, RpcChain, RpcNode
+from anchor.registry import deploy_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+ANVIL_CHAIN_ID = 31337
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (also used as a dead RPC endpoint)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_anvil() -> None:
+    if ANVIL.exists():
+        return
+    reason = f"{ANVIL.relative_to(ROOT)} is missing: run `npm ci` at the repository root"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+class Anvil:
+    """A local anvil process on 127.0.0.1, started and stopped by us."""
+
+    chain_id = ANVIL_CHAIN_ID
+
+    def __init__(self, log_path: Path, *extra_args: str) -> None:
+        require_anvil()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *extra_args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            # Own process group: the npm wrapper (node) runs the real binary as a child,
+            # and a hard stop must reach both without touching anything else.
+            start_new_session=True,
+        )
+        self._wait_ready(log_path)
+
+    def _wait_ready(self, log_path: Path, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                pytest.fail(f"anvil exited ({self.proc.returncode}): {log_path.read_text()}")
+            with contextlib.suppress(requests.RequestException):
+                with requests.post(self.url, json=body, timeout=1) as r:
+                    if r.ok:
+                        return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"anvil did not answer on {self.url} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # the wrapper forwards SIGTERM to anvil
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group started above
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    node = Anvil(tmp_path_factory.mktemp("anvil") / "anvil.log")
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """An RPC URL on 127.0.0.1 where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@dataclass
+class Net:
+    """One backend: a node to deploy with, and chains over it."""
+
+    name: str
+    node: Node
+    urls: list[str] = field(default_factory=list)
+
+    def chain(self, registry_address: str, account: ChainAccount | None) -> Web3Chain:
+        if isinstance(self.node, EvmNode):
+            return EvmChain(self.node, registry_address=registry_address, account=account)
+        return RpcChain(self.urls, ANVIL_CHAIN_ID, registry_address, account)
+
+    def deploy(self, governance: ChainAccount) -> Web3Chain:
+        """A new registry governed by ``governance``, and its chain signing as it."""
+        return self.chain(deploy_registry(self.node, governance), governance)
+
+
+@pytest.fixture(scope="session", params=["evm", "anvil"])
+def net(request: pytest.FixtureRequest) -> Iterator[Net]:
+    if request.param == "evm":
+        yield Net("evm", EvmNode())
+        return
+    server: Anvil = request.getfixturevalue("anvil")
+    node = RpcNode([server.url], ANVIL_CHAIN_ID)
+    yield Net("anvil", node, [server.url])
+    node.close()
+
+
+@dataclass(frozen=True)
+class People:
+    governance: ChainAccount
+    city_a: ChainAccount
+    city_b: ChainAccount
+    outsider: ChainAccount
+
+
+@pytest.fixture(scope="session")
+def people() -> People:
+    # Funded on both backends: the dev mnemonic's accounts 0-3.
+    return People(*(ChainAccount.dev(i) for i in range(4)))
+
+
+@pytest.fixture
+def gov(net: Net, people: People) -> Iterator[Web3Chain]:
+    """A freshly deployed registry, seen through the governance account."""
+    chain = net.deploy(people.governance)
+    yield chain
+    chain.close()
