@@ -1,0 +1,88 @@
+"""Persistent anchoring state (SQLAlchemy 2): queued leaves, batches, receipts.
+
+A leaf is written here, in the issuer's own transaction, *before* the credential is
+handed out; from then on nothing can lose it. Times are seconds since the epoch (floats)
+so SQLite and PostgreSQL store them alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Batch states, in order. One batch at a time is in flight ("closed" or "sent").
+CLOSED = "closed"  # leaves assigned, root computed, no transaction signed yet
+SENT = "sent"  # signed transaction stored (then broadcast), waiting for the chain
+ANCHORED = "anchored"  # on chain with enough confirmations; receipts stored
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Leaf(Base):
+    __tablename__ = "anchor_leaves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    queued_at: Mapped[float] = mapped_column(Float)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+    leaf_index: Mapped[int | None] = mapped_column(Integer)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Batch(Base):
+    __tablename__ = "anchor_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    closed_at: Mapped[float] = mapped_column(Float)
+    # The transaction, stored before it is broadcast so a restart can resend it.
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    max_fee_per_gas: Mapped[int | None] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[float | None] = mapped_column(Float)
+    # Retries: RPC outages back off instead of spinning.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_try_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # The anchor, once on chain.
+    block: Mapped[int | None] = mapped_column(BigInteger)
+    block_time: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_at: Mapped[float | None] = mapped_column(Float)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so the issuer and the
+    anchoring worker can share one file."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
