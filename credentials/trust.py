@@ -45,6 +45,9 @@ class TrustSource(Protocol):
     def resolve_key(self, iss: str, kid: str) -> ec.EllipticCurvePublicKey:
         """The issuer's key ``kid``; raises :class:`VerificationError` when unknown."""
 
+    def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
+        """``(valid_from, revoked_at)`` of the key when the source knows it, else None."""
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -130,6 +133,9 @@ class TrustList:
                 f"key {kid} is not registered for issuer {entry.info.name}",
             )
         return key
+
+    def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
+        return None  # a trust file lists keys without validity intervals
 
     @staticmethod
     def document(

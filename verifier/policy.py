@@ -13,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache, lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from anchor.chain import AnchorRecord, ChainUnavailable
 from credentials import doctypes, sdjwt
 from credentials.errors import ShomeiError
 from credentials.trust import IssuerInfo, TrustSource
@@ -38,6 +41,14 @@ CHECK_IDS = (
 #: Returns the status value (0 valid, 1 revoked, 2 suspended) for a status reference
 #: ``{"status_list": {"idx": …, "uri": …}}``; raises :class:`ShomeiError` when unknown.
 StatusFetcher = Callable[[dict[str, Any]], int]
+
+
+class AnchorSource(Protocol):
+    """Reads anchors for the anchor check (the on-chain registry)."""
+
+    chain_id: int
+
+    def anchor_of(self, iss: str, root: bytes) -> AnchorRecord | None: ...
 
 
 class Check(NamedTuple):
@@ -127,6 +138,7 @@ class Verifier:
     """Runs the checklist. Keyword-only: ``Verifier(trust=TrustList.load(...))``."""
 
     trust: TrustSource
+    anchors: AnchorSource | None = None
     status_fetcher: StatusFetcher | None = None
     max_size: int = sdjwt.DEFAULT_MAX_SIZE
     skew: int = sdjwt.DEFAULT_SKEW
@@ -139,8 +151,10 @@ class Verifier:
         nonce: str | None = None,
         aud: str | None = None,
         document: bytes | None = None,
+        evidence: bytes | None = None,
     ) -> VerificationResult:
-        """Verify a presentation (or a whole SD-JWT VC) at time ``now``.
+        """Verify a presentation (or a whole SD-JWT VC) at time ``now``; ``evidence`` is
+        the anchor evidence that came with it (the QR container's evidence field).
 
         Never raises for bad input: every problem becomes a failed check.
         """
@@ -214,13 +228,10 @@ class Verifier:
             )
         except ShomeiError as e:
             r.fail("disclosures", e)
-        # (5) anchor: comes with the chain reader (anchoring lands separately).
-        r.add(
-            "anchor",
-            "skip",
-            "ブロックチェーンへの記録は確認していません（チェーン未設定）",
-            "blockchain anchor not checked (no chain configured)",
-        )
+        # (5) anchor: the receipt leads from this credential to a root on chain; the
+        # signing key must have been valid when that root was anchored.
+        record = self._check_anchor(r, parsed, iss, evidence)
+        self._check_key_window(r, parsed, iss, record, now)
         # (6) status: the issuer's token status list, when the credential names one.
         self._check_status(r, payload)
         # (7) validity: iat, nbf and exp against the clock passed in.
@@ -245,7 +256,103 @@ class Verifier:
             document_type=doc_type.name,
             issuer=info,
             disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
+            anchor=self._anchor_json(record),
         )
+
+    def _check_anchor(
+        self, r: _Report, parsed: sdjwt.ParsedSdJwt, iss: str, evidence: bytes | None
+    ) -> AnchorRecord | None:
+        if self.anchors is None:
+            r.add(
+                "anchor",
+                "skip",
+                "ブロックチェーンへの記録は確認していません（チェーン未設定）",
+                "blockchain anchor not checked (no chain configured)",
+            )
+            return None
+        if evidence is None:
+            r.add(
+                "anchor",
+                "warn",
+                "ブロックチェーンへの記録の証明が添付されていません（発行直後の可能性があります）",
+                "no anchor evidence came with it (it may have been issued moments ago)",
+            )
+            return None
+        try:
+            receipt = anchor_evidence.decode(evidence)
+            root = merkle.root_from_inclusion(merkle.leaf_hash(parsed.jwt), receipt)
+            record = self.anchors.anchor_of(iss, root)
+        except ChainUnavailable as e:
+            r.add(
+                "anchor", "warn", f"チェーンに接続できません: {e.ja}", f"chain unreachable: {e.en}"
+            )
+            return None
+        except ShomeiError as e:
+            r.fail("anchor", e)
+            return None
+        if record is None:
+            r.add(
+                "anchor",
+                "fail",
+                "この証明書の記録はブロックチェーン上に見つかりません",
+                "this credential's anchor is not on the chain",
+            )
+            return None
+        when = _jst(record.timestamp)
+        r.add(
+            "anchor",
+            "pass",
+            f"ブロック {record.block}（{when}）に記録されています",
+            f"anchored in block {record.block} ({when})",
+        )
+        return record
+
+    def _check_key_window(
+        self,
+        r: _Report,
+        parsed: sdjwt.ParsedSdJwt,
+        iss: str,
+        record: AnchorRecord | None,
+        now: float,
+    ) -> None:
+        """A key revoked after the anchor leaves older credentials valid (the chain
+        proves they existed before the compromise); revoked before, it does not."""
+        if r.entries.get("issuer", Check("", "fail", "", "")).status != "pass":
+            return
+        window = self.trust.key_window(iss, str(parsed.unverified_header.get("kid")))
+        if window is None:
+            return
+        valid_from, revoked_at = window
+        # Anchor time and key times are both chain times; the verifier's own clock may
+        # trail the chain's by a little, hence the skew for an unanchored credential.
+        at = record.timestamp if record else now
+        if at + (0 if record else self.skew) < valid_from:
+            r.add(
+                "issuer",
+                "fail",
+                f"署名鍵の有効開始（{_jst(valid_from)}）より前の記録です",
+                f"anchored before the signing key became valid ({_jst(valid_from)})",
+            )
+        elif revoked_at is not None and at >= revoked_at:
+            ja, en = (
+                (
+                    "署名鍵の取り消し後に記録されています",
+                    "anchored after the signing key was revoked",
+                )
+                if record
+                else ("署名鍵は取り消されています", "the signing key has been revoked")
+            )
+            r.add("issuer", "fail", f"{ja}（{_jst(revoked_at)}）", f"{en} ({_jst(revoked_at)})")
+
+    def _anchor_json(self, record: AnchorRecord | None) -> dict[str, Any] | None:
+        if record is None or self.anchors is None:
+            return None
+        return {
+            "chain_id": self.anchors.chain_id,
+            "block": record.block,
+            "timestamp": datetime.fromtimestamp(record.timestamp, JST).isoformat(),
+            "tx": record.tx,
+        }
 
     def _check_status(self, r: _Report, payload: dict[str, Any]) -> None:
         ref = payload.get("status")
@@ -341,6 +448,10 @@ class Verifier:
             r.add(
                 "document", "fail", "原本と一致しません", "the document does not match the original"
             )
+
+
+def _jst(ts: float) -> str:
+    return datetime.fromtimestamp(ts, JST).strftime("%Y-%m-%d %H:%M:%S JST")
 
 
 @cache
