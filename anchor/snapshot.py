@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_account.messages import encode_defunct
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from credentials._b64 import b64e
 from credentials._jws import canonical_json
