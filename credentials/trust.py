@@ -147,3 +147,30 @@ class TrustList:
                 iss: {"name": name, "municipality_code": municipality_code, "jwks": {"keys": jwks}}
             }
         }
+
+
+class CombinedTrust:
+    """Several trust sources (a trust file and the registry, say), asked in order: the
+    first that knows an issuer decides about its keys."""
+
+    def __init__(self, sources: list[TrustSource]) -> None:
+        self.sources = sources
+
+    def _source(self, iss: str) -> TrustSource | None:
+        return next((s for s in self.sources if s.issuer(iss) is not None), None)
+
+    def issuer(self, iss: str) -> IssuerInfo | None:
+        source = self._source(iss)
+        return source.issuer(iss) if source else None
+
+    def resolve_key(self, iss: str, kid: str) -> ec.EllipticCurvePublicKey:
+        source = self._source(iss)
+        if source is None:
+            raise VerificationError(
+                f"発行者 {iss} は信頼されていません", f"issuer {iss} is not trusted"
+            )
+        return source.resolve_key(iss, kid)
+
+    def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
+        source = self._source(iss)
+        return source.key_window(iss, kid) if source else None

@@ -105,3 +105,25 @@ def test_private_jwk_is_refused_as_public_key() -> None:
     key = SigningKey.generate()
     with pytest.raises(InvalidCredential, match="秘密鍵"):
         public_key_from_jwk(dict(key.jwk, d="AAAA"))
+
+
+def test_combined_trust_asks_sources_in_order() -> None:
+    from credentials.errors import VerificationError
+    from credentials.trust import CombinedTrust, TrustList
+
+    a, b = SigningKey.generate(), SigningKey.generate()
+    first = TrustList.from_json(
+        TrustList.document("https://a", name="A", municipality_code="1", jwks=[a.jwk])
+    )
+    second = TrustList.from_json(
+        TrustList.document("https://b", name="B", municipality_code="2", jwks=[b.jwk])
+    )
+    both = CombinedTrust([first, second])
+    assert both.issuer("https://b").name == "B"
+    assert both.resolve_key("https://a", a.kid).public_numbers() == a.public_key.public_numbers()
+    assert both.key_window("https://a", a.kid) is None
+    assert both.issuer("https://c") is None
+    with pytest.raises(VerificationError, match="信頼されていません"):
+        both.resolve_key("https://c", a.kid)
+    with pytest.raises(VerificationError, match="登録されていません"):
+        both.resolve_key("https://a", b.kid)
