@@ -89,6 +89,22 @@ def encode_header(header: dict[str, Any]) -> str:
     return b64e(canonical_json(header))
 
 
+_HEADERS: dict[str, Any] = {}
+
+
+def _parse_header(encoded: str) -> Any:
+    """Parse a JOSE header, remembering recent ones: an issuer's credentials all carry
+    the same few headers. Returns a fresh copy so no caller can alter the cache."""
+    cached = _HEADERS.get(encoded)
+    if cached is None:
+        cached = loads_strict(b64d(encoded))
+        if len(encoded) <= 512:
+            if len(_HEADERS) >= 256:
+                _HEADERS.clear()
+            _HEADERS[encoded] = cached
+    return dict(cached) if isinstance(cached, dict) else cached
+
+
 class CompactJws:
     """A parsed, *unverified* compact JWS. ``unverified_*`` names say what to distrust."""
 
@@ -102,7 +118,7 @@ class CompactJws:
                 f"{what_en} is not a compact JWS (three parts expected)",
             )
         try:
-            header = loads_strict(b64d(parts[0]))
+            header = _parse_header(parts[0])
             payload = loads_strict(b64d(parts[1]))
             signature = b64d(parts[2])
         except ValueError:

@@ -264,7 +264,7 @@ class ParsedSdJwt:
                 "not an SD-JWT (no '~' separator)",
             )
         disclosures = tuple(parts[1:-1])
-        if any(not d for d in disclosures):
+        if "" in disclosures:
             raise InvalidCredential(
                 "SD-JWTに空の開示情報があります", "the SD-JWT has an empty disclosure"
             )
