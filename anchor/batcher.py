@@ -196,16 +196,13 @@ class Batcher:
             log.warning("batch %s: transaction %s reverted; signing again", batch.id, batch.tx_hash)
             self._send(s, batch, now)
             return
-        if receipt is None and self.chain.next_nonce(self.address) > batch.nonce:
-            # Our nonce was consumed by another transaction: this one can never be mined.
-            if self.chain.read_anchor(self.address, batch.root) is None:
-                self._send(s, batch, now)
-            return
-        if receipt is None and now - (batch.sent_at or now) > self.policy.replace_after:
-            log.warning("batch %s: %s stuck; replacing with higher fees", batch.id, batch.tx_hash)
-            self._send(s, batch, now, nonce=batch.nonce)
-            return
-        if receipt is None:
+        if receipt is not None:
+            return  # mined after read_anchor looked: the next poll finalizes it
+        try:
+            if now - (batch.sent_at or now) > self.policy.replace_after:
+                log.warning("batch %s: %s stuck; replacing it", batch.id, batch.tx_hash)
+                self._send(s, batch, now, nonce=batch.nonce)
+                return
             # Rebroadcast the stored bytes: covers a crash before the first broadcast
             # and a node that dropped the transaction.
             self.chain.broadcast(
@@ -217,6 +214,13 @@ class Batcher:
                     max_priority_fee_per_gas=batch.max_priority_fee_per_gas or 0,
                 )
             )
+        except ChainRejected as e:
+            # Only the node can tell "our nonce was consumed by another transaction"
+            # from "ours is still pending": the pending nonce count is the same for both.
+            if e.reason != "NonceUsed":
+                raise
+            if self.chain.read_anchor(self.address, batch.root) is None:
+                self._send(s, batch, now)
 
     def _finalize(self, s: Session, batch: Batch, rec: AnchorRecord, now: float) -> str:
         k = self.policy.confirmations
