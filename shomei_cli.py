@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from anchor import cli as anchor_cli
 from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
@@ -85,6 +86,11 @@ def main() -> None:
     """Shomei（証明）: tamper-evident municipal certificates."""
 
 
+# chain, account, registry, anchor, receipt: the operator's commands for the chain.
+for _command in anchor_cli.COMMANDS:
+    main.add_command(_command)
+
+
 @main.command()
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="KEY.pem")
 @click.option("--public-out", type=click.Path(dir_okay=False), help="write the public JWK here")
@@ -112,6 +118,12 @@ def keygen(out: str, public_out: str | None) -> None:
 @click.option("--valid-days", type=click.IntRange(1, 36500), help="validity in days")
 @click.option("--decoys", type=click.IntRange(0, 32), default=0, show_default=True)
 @click.option("--out", help="output file (default: standard output)")
+@click.option(
+    "--queue/--no-queue", default=None, help="queue for anchoring [default: if chain.json]"
+)
+@click.option(
+    "--data-dir", envvar="SHOMEI_DATA_DIR", default="data", type=click.Path(path_type=Path)
+)
 def issue(
     doc_type: str,
     data_path: str,
@@ -121,6 +133,8 @@ def issue(
     valid_days: int | None,
     decoys: int,
     out: str | None,
+    queue: bool | None,
+    data_dir: Path,
 ) -> None:
     """Issue an SD-JWT VC of TYPE (juminhyo, partnership, contract) with all disclosures."""
     dt = doctypes.get(doc_type)
@@ -151,6 +165,12 @@ def issue(
         holder_jwk=holder,
         decoys=decoys,
     )
+    # Queued before it goes out: an issued credential is never missing from the queue.
+    try:
+        if anchor_cli.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
+            click.echo("記録待ちに追加しました / queued for anchoring (shomei anchor)", err=True)
+    except ShomeiError as e:
+        _fail(e)
     _write(out, cred.sd_jwt)
 
 
