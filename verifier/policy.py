@@ -9,7 +9,6 @@ is ``valid`` only when no check fails.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache, lru_cache
@@ -38,9 +37,13 @@ CHECK_IDS = (
     "document",
 )
 
-#: Returns the status value (0 valid, 1 revoked, 2 suspended) for a status reference
-#: ``{"status_list": {"idx": …, "uri": …}}``; raises :class:`ShomeiError` when unknown.
-StatusFetcher = Callable[[dict[str, Any]], int]
+
+class StatusFetcher(Protocol):
+    """Returns the status value (0 valid, 1 revoked, 2 suspended) for a status reference
+    ``{"status_list": {"idx": …, "uri": …}}``; the list must be signed by ``issuer``.
+    Raises :class:`ShomeiError` when the status cannot be told."""
+
+    def __call__(self, ref: dict[str, Any], *, issuer: str | None = None) -> int: ...
 
 
 class AnchorSource(Protocol):
@@ -233,7 +236,7 @@ class Verifier:
         record = self._check_anchor(r, parsed, iss, evidence)
         self._check_key_window(r, parsed, iss, record, now)
         # (6) status: the issuer's token status list, when the credential names one.
-        self._check_status(r, payload)
+        self._check_status(r, payload, iss)
         # (7) validity: iat, nbf and exp against the clock passed in.
         try:
             sdjwt.check_validity(payload, now=now, skew=self.skew)
@@ -354,7 +357,7 @@ class Verifier:
             "tx": record.tx,
         }
 
-    def _check_status(self, r: _Report, payload: dict[str, Any]) -> None:
+    def _check_status(self, r: _Report, payload: dict[str, Any], iss: str) -> None:
         ref = payload.get("status")
         if ref is None:
             r.add(
@@ -376,7 +379,8 @@ class Verifier:
             )
             return
         try:
-            value = self.status_fetcher(ref)
+            # The list must come from this credential's issuer, not any trusted one.
+            value = self.status_fetcher(ref, issuer=iss)
         except ShomeiError as e:
             r.add(
                 "status",

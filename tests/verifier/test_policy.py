@@ -98,7 +98,8 @@ def test_unknown_document_type_fails_format(keys, trust) -> None:
 
 
 def fetcher(value: int | Exception):
-    def fetch(ref: dict[str, Any]) -> int:
+    def fetch(ref: dict[str, Any], *, issuer: str | None = None) -> int:
+        assert issuer == ISS
         assert ref == {"status_list": {"idx": 7, "uri": f"{ISS}/status/1"}}
         if isinstance(value, Exception):
             raise value
