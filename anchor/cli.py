@@ -51,8 +51,11 @@ from .config import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from ._rpc import RpcChain
+    from ._web3chain import Node
     from .accounts import ChainAccount
     from .batcher import AnchorEvidence, Batcher
+    from .chain import TxReceipt
 
 PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
 ANVIL_ENV = "SHOMEI_ANVIL"  # path to an anvil binary, instead of node_modules
@@ -452,7 +455,7 @@ def chain_status(directory: Path) -> list[str]:
     return lines
 
 
-def _registry_line(cfg: ChainConfig, node: Any) -> str:
+def _registry_line(cfg: ChainConfig, node: Node) -> str:
     if cfg.registry_address is None:
         return "未配置 / not deployed (shomei registry deploy)"
     if not _has_code(node, cfg.registry_address):
@@ -464,7 +467,7 @@ def _registry_line(cfg: ChainConfig, node: Any) -> str:
         governance.close()
 
 
-def _has_code(node: Any, address: str) -> bool:
+def _has_code(node: Node, address: str) -> bool:
     from eth_utils.address import to_checksum_address
 
     with node.translating():
@@ -611,8 +614,8 @@ def tx_line(cfg: ChainConfig, tx: str, block: int) -> str:
     return f"block {block}, tx {tx}" + (f"\n  {link}" if link else "")
 
 
-def find_issuer(chain: Any, issuer_id: str) -> IssuerRecord:
-    record: IssuerRecord | None = chain.issuer_by_id(issuer_id)
+def find_issuer(chain: RpcChain, issuer_id: str) -> IssuerRecord:
+    record = chain.issuer_by_id(issuer_id)
     if record is None:
         raise ConfigError(
             f"発行者 {issuer_id} は登録されていません", f"issuer {issuer_id} is not registered"
@@ -624,7 +627,7 @@ def key_change(
     directory: Path,
     account: ChainAccount,
     issuer_id: str,
-    change: Callable[[Any, str | None], Any],
+    change: Callable[[RpcChain, str | None], TxReceipt],
 ) -> str:
     """Run ``change(chain, issuer)`` as the issuer itself (``issuer`` None) or as
     governance for that issuer; return the transaction line."""
