@@ -20,6 +20,7 @@ go into the next batch, so the cost stays one transaction per batch.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ CrashHook = Callable[[str], None]
 
 @dataclass(frozen=True, kw_only=True)
 class BatchPolicy:
-    max_leaves: int = 4096  # M: close a batch at this many leaves...
+    # M: close a batch at this many leaves... 1,024 keeps a receipt at ten sibling
+    # hashes, so a 住民票 with its anchor evidence still fits one QR code (version 25).
+    max_leaves: int = 1024
     max_age: float = 10.0  # N: ...or when the oldest pending leaf is this old (seconds)
     confirmations: int = 0  # K: blocks on top of the anchor's block (0 on a dev chain)
     replace_after: float = 120.0  # re-price a transaction not mined after this long
@@ -143,7 +146,14 @@ class Batcher:
             return None
         if not force and len(rows) < p.max_leaves and now - rows[0].queued_at < p.max_age:
             return None
-        tree = merkle.build([r.leaf for r in rows])
+        leaves = [r.leaf for r in rows]
+        padding = None
+        if len(rows) == 1:
+            # A tree of one has the credential's own leaf as its root: a per-person hash
+            # on chain. A random second leaf makes the root say nothing about anyone.
+            padding = Leaf(leaf=os.urandom(merkle.HASH_SIZE), queued_at=now)
+            leaves.append(padding.leaf)
+        tree = merkle.build(leaves)
         batch = Batch(root=tree.root, size=tree.size, state=CLOSED, closed_at=now, attempts=0)
         s.add(batch)
         s.flush()
@@ -151,6 +161,9 @@ class Batcher:
             update(Leaf),
             [{"id": r.id, "batch_id": batch.id, "leaf_index": i} for i, r in enumerate(rows)],
         )
+        if padding is not None:
+            padding.batch_id, padding.leaf_index = batch.id, 1
+            s.add(padding)
         s.commit()
         self._crash("after_close")
         return batch.id

@@ -261,3 +261,24 @@ def test_leaf_is_32_bytes(setup) -> None:
     _chain, engine, _address = setup
     with Session(engine) as s, pytest.raises(ValueError, match="32 bytes"):
         enqueue(s, hashlib.sha256(b"x").digest()[:31], now=0)
+
+
+def test_a_lone_credential_never_puts_its_own_leaf_on_chain(setup) -> None:
+    chain, engine, address = setup
+    clock = Clock()
+    (only,) = leaves(1, "lone")
+    queue(engine, [only], clock.now)
+    clock.now += 60
+    Batcher(engine=engine, chain=chain, issuer_address=address, clock=clock).run_until_idle(
+        timeout=30, interval=0
+    )
+    with Session(engine) as s:
+        (batch,) = s.scalars(select(Batch)).all()
+    assert batch.size == 2 and batch.root != only
+    assert chain.read_anchor(address, only) is None
+    assert_all_anchored_once(engine, chain, address, [only, *_padding(engine, only)])
+
+
+def _padding(engine, real: bytes) -> list[bytes]:
+    with Session(engine) as s:
+        return [leaf for leaf in s.scalars(select(Leaf.leaf)) if leaf != real]
