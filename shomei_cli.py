@@ -18,11 +18,16 @@ from typing import Any
 import click
 
 from anchor import cli as anchor_cli
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from anchor.config import ChainConfig
+from anchor.config import data_dir as config_data_dir
 from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
 from credentials.trust import TrustList
 from verifier import inputs
+from verifier.config import build_verifier
 from verifier.policy import VerificationResult, Verifier
 
 PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
@@ -183,6 +188,9 @@ def issue(
 @click.option("--holder-key", help="wallet KEY.pem: add a key-binding JWT")
 @click.option("--nonce", help="key binding: the verifier's nonce")
 @click.option("--aud", help="key binding: the verifier's id")
+@click.option(
+    "--receipt", "receipt_path", help="anchor evidence (from `shomei receipt`) for the QR"
+)
 @click.option("--out", help="write the presentation here (default: standard output)")
 def present(
     cred_path: str,
@@ -193,9 +201,12 @@ def present(
     holder_key: str | None,
     nonce: str | None,
     aud: str | None,
+    receipt_path: str | None,
     out: str | None,
 ) -> None:
-    """Make the holder's presentation revealing only the chosen claims."""
+    """Make the holder's presentation revealing only the chosen claims; the QR code
+    carries the anchor evidence when ``--receipt`` is given."""
+    evidence = _read_receipt(receipt_path) if receipt_path else None
     try:
         cred = Path(cred_path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
@@ -218,11 +229,11 @@ def present(
     if mode == "link":
         ref = qr.LinkRef.new(relay)
         blob_path = (out or "presentation") + ".blob"
-        _write(blob_path, qr.seal(text, ref))
+        _write(blob_path, qr.seal(text, ref, evidence=evidence))
         payload = ref.to_url()
         click.echo(f"暗号化した提示データ / sealed blob: {blob_path} (upload to {relay})", err=True)
     else:
-        payload = qr.encode_embedded(text)
+        payload = qr.encode_embedded(text, evidence)
         _write(out, text)
     if qr_path:
         image = qr.render_svg(payload) if qr_path.endswith(".svg") else qr.render_png(payload)
@@ -230,6 +241,18 @@ def present(
         click.echo(f"QR: {qr_path} (version {qr.qr_version(payload)})", err=True)
     elif mode == "link":
         click.echo(payload)
+
+
+def _read_receipt(path: str) -> bytes:
+    """The anchor evidence bytes of a receipt file written by ``shomei receipt``."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        return anchor_evidence.encode_receipt(merkle.Receipt.from_json(doc["receipt"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _fail(f"記録の証明 {path} を読めません / cannot read receipt {path}: {e}")
+    except ShomeiError as e:
+        _fail(e)
+    raise AssertionError("unreachable")
 
 
 def _describe(result: VerificationResult) -> str:
@@ -242,6 +265,12 @@ def _describe(result: VerificationResult) -> str:
     if result.issuer:
         lines.append(
             f"発行者: {result.issuer.name}（{result.issuer.municipality_code}） {result.issuer.id}"
+        )
+    if result.anchor:
+        a = result.anchor
+        lines.append(
+            f"記録: ブロック {a['block']}、{a['timestamp']}、取引 {a['tx']}"
+            f"（chain id {a['chain_id']}）"
         )
     lines.append("確認項目 / checks:")
     lines += [f"  {marks[c.status]} {c.id:<11} {c.ja}  ({c.en})" for c in result.checks]
@@ -269,6 +298,11 @@ def _show(value: Any) -> str:
 @click.option("--image", "image_path", help="a photo or screenshot of the QR code")
 @click.option("--pdf", "pdf_path", help="the contract PDF to compare with document_sha256")
 @click.option("--trust", "trust_path", help="TRUST.json (trusted issuers and keys)")
+@click.option("--snapshot", "snapshot_path", help="a governance-signed registry snapshot")
+@click.option("--governance", help="the governance address the snapshot must be signed by")
+@click.option("--receipt", "receipt_path", help="anchor evidence for an SD-JWT given as text")
+@click.option("--offline", is_flag=True, help="do not contact the chain or status lists")
+@click.option("--data-dir", help="where chain.json is (default: SHOMEI_DATA_DIR or ./data)")
 @click.option("--nonce", help="expected key-binding nonce")
 @click.option("--aud", help="expected key-binding audience")
 @click.option("--at", "at", help="verify as of this ISO 8601 time (default: now)")
@@ -278,6 +312,11 @@ def verify(
     image_path: str | None,
     pdf_path: str | None,
     trust_path: str | None,
+    snapshot_path: str | None,
+    governance: str | None,
+    receipt_path: str | None,
+    offline: bool,
+    data_dir: str | None,
     nonce: str | None,
     aud: str | None,
     at: str | None,
@@ -285,7 +324,9 @@ def verify(
 ) -> None:
     """Verify a credential, presentation, QR payload or QR image.
 
-    Exit status: 0 valid, 1 invalid, 2 unusable input.
+    Trust comes from the registry on the configured chain (chain.json or
+    SHOMEI_RPC_URLS / SHOMEI_CHAIN_ID / SHOMEI_REGISTRY_ADDRESS), a trust file, or a
+    registry snapshot. Exit status: 0 valid, 1 invalid, 2 unusable input.
     """
     data = _read_input(source, image_path)
     document = None
@@ -294,7 +335,16 @@ def verify(
             document = Path(pdf_path).read_bytes()
         except OSError as e:
             _fail(f"{pdf_path} を読めません / cannot read: {e.strerror}")
-    trust = TrustList.load(trust_path) if trust_path else TrustList({})
+    try:
+        verifier = build_verifier(
+            chain=None if offline else ChainConfig.load(config_data_dir(data_dir)),
+            trust_file=trust_path,
+            snapshot_file=snapshot_path,
+            governance=governance,
+            offline=offline,
+        )
+    except ShomeiError as e:
+        _fail(e)
     now = time.time()
     if at:
         try:
@@ -309,8 +359,9 @@ def verify(
     except InvalidCredential as e:
         result = VerificationResult.malformed(e)
     else:
-        result = Verifier(trust=trust).verify(
-            pres.text, now=now, nonce=nonce, aud=aud, document=document
+        evidence = _read_receipt(receipt_path) if receipt_path else pres.evidence
+        result = verifier.verify(
+            pres.text, now=now, nonce=nonce, aud=aud, document=document, evidence=evidence
         )
     click.echo(
         json.dumps(result.to_json(), ensure_ascii=False, indent=2) if as_json else _describe(result)

@@ -186,7 +186,21 @@ class Verifier:
             )
         r.add("format", "pass", *_type_text(doc_type.name))
         # (2) issuer: only issuers in the trust source count; the token names itself.
-        info = self.trust.issuer(iss)
+        try:
+            info = self.trust.issuer(iss)
+        except ShomeiError as e:  # the registry could not be read (chain unreachable)
+            r.add(
+                "issuer",
+                "fail",
+                f"発行者を確認できません: {e.ja}",
+                f"cannot check the issuer: {e.en}",
+            )
+            return VerificationResult(
+                checks=r.finish(
+                    "発行者を確認できないため確認していません", "not checked: unknown issuer"
+                ),
+                document_type=doc_type.name,
+            )
         if info is None:
             r.add(
                 "issuer",
@@ -322,7 +336,16 @@ class Verifier:
         proves they existed before the compromise); revoked before, it does not."""
         if r.entries.get("issuer", Check("", "fail", "", "")).status != "pass":
             return
-        window = self.trust.key_window(iss, str(parsed.unverified_header.get("kid")))
+        try:
+            window = self.trust.key_window(iss, str(parsed.unverified_header.get("kid")))
+        except ShomeiError as e:
+            r.add(
+                "issuer",
+                "fail",
+                f"鍵の有効期間を確認できません: {e.ja}",
+                f"key validity unknown: {e.en}",
+            )
+            return
         if window is None:
             return
         valid_from, revoked_at = window
