@@ -20,15 +20,15 @@ import click
 from anchor import cli as anchor_cli
 from anchor import evidence as anchor_evidence
 from anchor import merkle
+from anchor import operations as anchor_ops
 from anchor.config import ChainConfig
 from anchor.config import data_dir as config_data_dir
 from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
-from credentials.trust import TrustList
 from verifier import inputs
 from verifier.config import build_verifier
-from verifier.policy import VerificationResult, Verifier
+from verifier.policy import VerificationResult
 
 PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
@@ -172,7 +172,7 @@ def issue(
     )
     # Queued before it goes out: an issued credential is never missing from the queue.
     try:
-        if anchor_cli.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
+        if anchor_ops.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
             click.echo("記録待ちに追加しました / queued for anchoring (shomei anchor)", err=True)
     except ShomeiError as e:
         _fail(e)
@@ -382,84 +382,17 @@ def _read_input(source: str | None, image_path: str | None) -> bytes:
 
 
 @main.command()
-@click.option(
-    "--data-dir", default=lambda: os.environ.get("SHOMEI_DATA_DIR", "data"), show_default="data"
-)
-def demo(data_dir: str) -> None:
-    """Issue one sample of each document type, present a 住民票 as a QR, verify it."""
-    run_demo(Path(data_dir) / "demo")
+@click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
+@click.option("--port", type=click.IntRange(1, 65535), help="local chain port (default 8545)")
+def demo(data_dir: str | None, port: int | None) -> None:
+    """Start a local chain, issue and anchor one credential of each type, present a
+    住民票 as a QR code with its anchor evidence, and verify it."""
+    from shomei_demo import run_demo  # the demo alone needs the node tooling
 
-
-DEMO_ISSUER = "https://city.iizuka.example"
-DEMO_PASSPHRASE = "shomei-demo"  # demo only: the demo key protects nothing real
-
-
-def run_demo(out: Path) -> None:
-    """The credential-core demo, written to ``out``; prints what it made."""
-    out.mkdir(parents=True, exist_ok=True)
-    key = SigningKey.generate()
-    (out / "issuer-key.pem").write_bytes(key.to_encrypted_pem(DEMO_PASSPHRASE))
-    wallet = SigningKey.generate()
-    (out / "wallet-key.pem").write_bytes(wallet.to_encrypted_pem(DEMO_PASSPHRASE))
-    trust = TrustList.document(
-        DEMO_ISSUER, name="飯塚市（デモ）", municipality_code="402052", jwks=[key.jwk]
-    )
-    _write(str(out / "TRUST.json"), json.dumps(trust, ensure_ascii=False, indent=2))
-    now = int(time.time())
-    made = []
-    for name, claims in _demo_claims():
-        dt = doctypes.get(name.split("-")[0])
-        cred = sdjwt.issue(
-            doctypes.validate_claims(dt.name, claims),
-            key=key,
-            issuer=DEMO_ISSUER,
-            vct=dt.vct_for(DEMO_ISSUER),
-            iat=now,
-            exp=now + dt.default_validity_days * DAY,
-            always_plain=dt.never_disclosable,
-            holder_jwk=wallet.jwk,
-        )
-        path = out / f"{name}.sd-jwt"
-        _write(str(path), cred.sd_jwt)
-        made.append((dt.title("ja"), path))
-    shown = ["family_name", "given_name", "birthdate", "address"]
-    text = sdjwt.present((out / "juminhyo.sd-jwt").read_text().strip(), disclose=shown)
-    payload = qr.encode_embedded(text)
-    _write(str(out / "juminhyo-presentation.txt"), text)
-    (out / "juminhyo-qr.png").write_bytes(qr.render_png(payload))
-    pres = inputs.from_bytes((out / "juminhyo-qr.png").read_bytes())
-    result = Verifier(trust=TrustList.from_json(trust)).verify(pres.text, now=time.time())
-    click.echo("Shomei デモ / demo\n")
-    for title, path in made:
-        click.echo(f"  発行 / issued   {title}: {path}")
-    click.echo(
-        f"  提示 / presented 住民票（{', '.join(shown)}）: {out / 'juminhyo-presentation.txt'}"
-    )
-    click.echo(
-        f"  QRコード / QR code (version {qr.qr_version(payload)}): {out / 'juminhyo-qr.png'}"
-    )
-    click.echo(f"  信頼リスト / trust list: {out / 'TRUST.json'}\n")
-    click.echo("QRコードを検証 / verifying the QR code image:\n")
-    click.echo(_describe(result))
-    click.echo(
-        f"\nもう一度 / again:  .venv/bin/shomei verify --image {out / 'juminhyo-qr.png'} "
-        f"--trust {out / 'TRUST.json'}\n(demo key passphrase: {DEMO_PASSPHRASE})"
-    )
-
-
-def _demo_claims() -> list[tuple[str, dict[str, Any]]]:
-    first = doctypes.sample("partnership")
-    # One credential per partner: the second partner's copy names them as the holder.
-    second = dict(first)
-    for field_ in ("family_name", "given_name", "birthdate"):
-        second[f"holder_{field_}"] = first[f"partner_{field_}"]
-        second[f"partner_{field_}"] = first[f"holder_{field_}"]
-    return [
-        ("juminhyo", doctypes.sample("juminhyo")),
-        ("partnership-1", first),
-        ("partnership-2", second),
-        ("contract", doctypes.sample("contract")),
-    ]
+    try:
+        run_demo(config_data_dir(data_dir), port=port, describe=_describe)
+    except ShomeiError as e:
+        _fail(e)
 
 
 if __name__ == "__main__":

@@ -283,8 +283,8 @@ class Verifier:
             r.add(
                 "anchor",
                 "skip",
-                "ブロックチェーンへの記録は確認していません（チェーン未設定）",
-                "blockchain anchor not checked (no chain configured)",
+                "ブロックチェーンへの記録は確認していません（チェーン未設定またはオフライン）",
+                "blockchain anchor not checked (no chain configured, or offline)",
             )
             return None
         if evidence is None:

@@ -1,0 +1,232 @@
+"""``shomei demo``: the whole credential journey on embedded defaults.
+
+A local Ethereum node (anvil, state in the data directory), the AnchorRegistry with a
+demo city, one credential of each document type issued and anchored, a 住民票 presented
+with four claims as a QR code carrying its anchor evidence, and that QR verified from
+its image against the chain. Safe to run again: it reuses the node, registry and keys.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from anchor.accounts import ChainAccount
+from anchor.batcher import Batcher, BatchPolicy, enqueue
+from anchor.config import ChainConfig, ConfigError, database_url
+from anchor.localnode import chain_up
+from anchor.operations import registry_deploy
+from anchor.registry import add_key, register_issuer
+from anchor.snapshot import export_snapshot
+from anchor.store import create_schema, make_engine
+from credentials import doctypes, qr, sdjwt
+from credentials._b64 import b64e
+from credentials.keys import SigningKey
+from credentials.trust import TrustList
+from verifier import inputs
+from verifier.config import build_verifier
+from verifier.policy import VerificationResult
+
+ISSUER = "https://city.iizuka.example"
+ISSUER_NAME = "飯塚市（デモ）"
+MUNICIPALITY_CODE = "402052"
+PASSPHRASE = "shomei-demo"  # demo only: the demo keys protect nothing real
+SHOWN = ["family_name", "given_name", "birthdate", "address"]
+DAY = 86400
+
+
+def run_demo(data: Path, *, port: int | None, describe: Any) -> VerificationResult:
+    """Run the demo in ``data``; print what it made; return the QR's verification."""
+    out = data / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = _chain(data, port)
+    city = ChainAccount.dev(1)
+    key = _key(out / "issuer-key.pem")
+    _register(cfg, city, key)
+    wallet = _key(out / "wallet-key.pem")
+    engine = make_engine(database_url(data))
+    create_schema(engine)
+    made = _issue_all(out, engine, key, wallet)
+    batcher = Batcher(
+        engine=engine,
+        chain=cfg.chain(city),
+        issuer_address=city.address,
+        policy=BatchPolicy(max_age=0),
+    )
+    batcher.flush()
+    batcher.run_until_idle(timeout=60)
+    juminhyo = (out / "juminhyo.sd-jwt").read_text().strip()
+    found = batcher.evidence(merkle.leaf_hash(juminhyo.split("~")[0]))
+    assert found is not None, "the batch was just anchored"
+    receipt = {
+        "receipt": found.receipt.to_json(),
+        "root": found.root.hex(),
+        "chain_id": cfg.chain_id,
+        "registry_address": cfg.registry_address,
+        "block": found.block,
+        "timestamp": found.timestamp,
+        "tx": found.tx,
+    }
+    (out / "juminhyo.receipt.json").write_text(json.dumps(receipt, indent=2) + "\n")
+    text = sdjwt.present(juminhyo, disclose=SHOWN)
+    payload = qr.encode_embedded(text, anchor_evidence.encode_receipt(found.receipt))
+    (out / "juminhyo-presentation.txt").write_text(text + "\n")
+    (out / "juminhyo-qr.png").write_bytes(qr.render_png(payload))
+    _offline_trust(out, cfg, key)
+    scanned = inputs.from_bytes((out / "juminhyo-qr.png").read_bytes())
+    result = build_verifier(chain=cfg).verify(
+        scanned.text, now=time.time(), evidence=scanned.evidence
+    )
+    _report(out, cfg, made, qr.qr_version(payload), result, describe)
+    return result
+
+
+def _chain(data: Path, port: int | None) -> ChainConfig:
+    """The local node running, and a registry deployed on it."""
+    try:
+        click.echo(chain_up(data, port))
+    except ConfigError as e:
+        if port is not None or "in use" not in e.en:
+            raise
+        click.echo(chain_up(data, _free_port()))
+    try:
+        registry_deploy(data, ChainAccount.dev(0), governance=None, force=False)
+    except ConfigError:
+        pass  # already deployed on this node: reuse it
+    cfg = ChainConfig.load(data)
+    assert cfg is not None and cfg.registry_address is not None
+    return cfg
+
+
+def _register(cfg: ChainConfig, city: ChainAccount, key: SigningKey) -> None:
+    """The demo city and its current signing key in the registry (once)."""
+    gov = cfg.chain(ChainAccount.dev(0))
+    try:
+        record = gov.issuer_by_id(ISSUER)
+        if record is None:
+            register_issuer(
+                gov,
+                city.address,
+                issuer_id=ISSUER,
+                name=ISSUER_NAME,
+                municipality_code=MUNICIPALITY_CODE,
+            )
+            record = gov.issuer_by_id(ISSUER)
+        assert record is not None
+        if key.kid not in {b64e(k.thumbprint) for k in record.keys}:
+            add_key(gov.using(city), key.jwk)
+    finally:
+        gov.close()
+
+
+def _key(path: Path) -> SigningKey:
+    if path.exists():
+        return SigningKey.from_encrypted_pem(path.read_bytes(), PASSPHRASE)
+    key = SigningKey.generate()
+    path.write_bytes(key.to_encrypted_pem(PASSPHRASE))
+    return key
+
+
+def _issue_all(
+    out: Path, engine: Any, key: SigningKey, wallet: SigningKey
+) -> list[tuple[str, Path]]:
+    """One credential of each type; each leaf queued before the credential is written."""
+    now = int(time.time())
+    made = []
+    for name, claims in _demo_claims():
+        dt = doctypes.get(name.split("-")[0])
+        cred = sdjwt.issue(
+            doctypes.validate_claims(dt.name, claims),
+            key=key,
+            issuer=ISSUER,
+            vct=dt.vct_for(ISSUER),
+            iat=now,
+            exp=now + dt.default_validity_days * DAY,
+            always_plain=dt.never_disclosable,
+            holder_jwk=wallet.jwk,
+        )
+        with Session(engine) as s:
+            enqueue(s, merkle.leaf_hash(cred.jwt), now=now)
+            s.commit()
+        path = out / f"{name}.sd-jwt"
+        path.write_text(cred.sd_jwt + "\n")
+        made.append((dt.title("ja"), path))
+    return made
+
+
+def _demo_claims() -> list[tuple[str, dict[str, Any]]]:
+    first = doctypes.sample("partnership")
+    # One credential per partner: the second partner's copy names them as the holder.
+    second = dict(first)
+    for field_ in ("family_name", "given_name", "birthdate"):
+        second[f"holder_{field_}"] = first[f"partner_{field_}"]
+        second[f"partner_{field_}"] = first[f"holder_{field_}"]
+    return [
+        ("juminhyo", doctypes.sample("juminhyo")),
+        ("partnership-1", first),
+        ("partnership-2", second),
+        ("contract", doctypes.sample("contract")),
+    ]
+
+
+def _offline_trust(out: Path, cfg: ChainConfig, key: SigningKey) -> None:
+    """A trust file and a governance-signed registry snapshot, for offline checks."""
+    doc = TrustList.document(
+        ISSUER, name=ISSUER_NAME, municipality_code=MUNICIPALITY_CODE, jwks=[key.jwk]
+    )
+    (out / "TRUST.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    gov = cfg.chain(ChainAccount.dev(0))
+    try:
+        snapshot = export_snapshot(gov, ChainAccount.dev(0), now=int(time.time()))
+    finally:
+        gov.close()
+    (out / "registry-snapshot.json").write_text(
+        json.dumps(snapshot, ensure_ascii=False, indent=2) + "\n"
+    )
+
+
+def _report(
+    out: Path,
+    cfg: ChainConfig,
+    made: list[tuple[str, Path]],
+    version: int,
+    result: VerificationResult,
+    describe: Any,
+) -> None:
+    echo = click.echo
+    echo("\nShomei デモ / demo\n")
+    echo(f"  チェーン / chain: {', '.join(cfg.rpc_urls)} (chain id {cfg.chain_id})")
+    echo(f"  登録簿 / registry: {cfg.registry_address}")
+    for title, path in made:
+        echo(f"  発行・記録 / issued, anchored   {title}: {path}")
+    echo(f"  提示 / presented 住民票（{', '.join(SHOWN)}）: {out / 'juminhyo-presentation.txt'}")
+    echo(
+        f"  QRコード / QR code (version {version}, with anchor evidence): {out / 'juminhyo-qr.png'}"
+    )
+    echo(f"  記録の証明 / receipt: {out / 'juminhyo.receipt.json'}")
+    echo(f"  オフライン用 / offline: {out / 'TRUST.json'}, {out / 'registry-snapshot.json'}\n")
+    echo("QRコードの画像を検証 / verifying the QR code image against the chain:\n")
+    echo(describe(result))
+    gov = ChainAccount.dev(0).address
+    echo(
+        "\nもう一度 / again:\n"
+        f"  .venv/bin/shomei verify --image {out / 'juminhyo-qr.png'}\n"
+        f"  .venv/bin/shomei verify --image {out / 'juminhyo-qr.png'} --offline "
+        f"--snapshot {out / 'registry-snapshot.json'} --governance {gov}\n"
+        "ローカルチェーンの停止 / stop the local chain:  .venv/bin/shomei chain down\n"
+        f"(demo key passphrase: {PASSPHRASE})"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
