@@ -33,6 +33,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
 	$(BIN)/python bench/credentials.py
 	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/anchor.py
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
