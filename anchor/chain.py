@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from credentials._b64 import b64e
 from credentials.errors import AnchorError
 
 if TYPE_CHECKING:
@@ -94,6 +95,28 @@ class IssuerRecord:
     municipality_code: str
     active: bool
     keys: tuple[KeyRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The issuer and its keys as JSON: kid and coordinates in base64url (a verifier
+        rebuilds the JWK from them), times in seconds since the epoch."""
+        return {
+            "address": self.address,
+            "issuer_id": self.issuer_id,
+            "name": self.name,
+            "municipality_code": self.municipality_code,
+            "active": self.active,
+            "keys": [
+                {
+                    "kid": b64e(k.thumbprint),
+                    "x": b64e(k.x),
+                    "y": b64e(k.y),
+                    "valid_from": k.valid_from,
+                    "revoked_at": k.revoked_at,
+                    "added_at": k.added_at,
+                }
+                for k in self.keys
+            ],
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credentials._b64 import b64d, b64e
+from credentials._b64 import b64d
 
 from . import merkle
 from .chain import ChainUnavailable, IssuerRecord
@@ -226,26 +226,6 @@ def key_change(
     return tx_line(cfg, receipt.tx_hash, receipt.block)
 
 
-def issuer_json(record: IssuerRecord) -> dict[str, Any]:
-    """An issuer and its keys as JSON (kids in base64url, times in epoch seconds)."""
-    return {
-        "address": record.address,
-        "issuer_id": record.issuer_id,
-        "name": record.name,
-        "municipality_code": record.municipality_code,
-        "active": record.active,
-        "keys": [
-            {
-                "kid": b64e(k.thumbprint),
-                "valid_from": k.valid_from,
-                "revoked_at": k.revoked_at,
-                "added_at": k.added_at,
-            }
-            for k in record.keys
-        ],
-    }
-
-
 def registry_document(directory: Path, issuer_id: str | None) -> dict[str, Any]:
     """The registry as JSON: governance, block, and the issuers (or one of them)."""
     from .snapshot import issuer_addresses
@@ -263,7 +243,7 @@ def registry_document(directory: Path, issuer_id: str | None) -> dict[str, Any]:
             "registry_address": chain.registry_address,
             "governance": chain.governance(),
             "block": chain.block_number(),
-            "issuers": [issuer_json(r) for r in records],
+            "issuers": [r.to_json() for r in records],
         }
     finally:
         chain.close()

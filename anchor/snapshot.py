@@ -13,7 +13,6 @@ from typing import Any
 from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 
-from credentials._b64 import b64e
 from credentials._jws import canonical_json
 from credentials.errors import AnchorError
 
@@ -55,25 +54,7 @@ def export_snapshot(chain: Web3Chain, governance: ChainAccount, *, now: int) -> 
         record = chain.issuer_of(address)
         if record is None:
             continue
-        issuers.append(
-            {
-                "address": record.address,
-                "issuer_id": record.issuer_id,
-                "name": record.name,
-                "municipality_code": record.municipality_code,
-                "active": record.active,
-                "keys": [
-                    {
-                        "kid": b64e(k.thumbprint),
-                        "x": b64e(k.x),
-                        "y": b64e(k.y),
-                        "valid_from": k.valid_from,
-                        "revoked_at": k.revoked_at,
-                    }
-                    for k in record.keys
-                ],
-            }
-        )
+        issuers.append(record.to_json())
     body = {
         "format": FORMAT,
         "chain_id": chain.chain_id,
