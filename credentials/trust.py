@@ -49,10 +49,50 @@ class TrustSource(Protocol):
         """``(valid_from, revoked_at)`` of the key when the source knows it, else None."""
 
 
+class KeyRing:
+    """One issuer's keys by kid, with validity intervals where the source has them.
+    Shared by every trust source so they resolve and refuse keys alike."""
+
+    def __init__(self, issuer_name: str) -> None:
+        self.issuer_name = issuer_name
+        self._keys: dict[str, tuple[ec.EllipticCurvePublicKey, tuple[int, int | None] | None]] = {}
+
+    def add(
+        self, kid: str, key: ec.EllipticCurvePublicKey, window: tuple[int, int | None] | None = None
+    ) -> None:
+        self._keys[kid] = (key, window)
+
+    def add_coordinates(
+        self, kid: str, x: str, y: str, valid_from: int, revoked_at: int | None
+    ) -> None:
+        """Add a key given as base64url coordinates. A key whose coordinates do not hash
+        to ``kid`` (or are no P-256 point) is left out: a kid names exactly one key."""
+        jwk = {"kty": "EC", "crv": "P-256", "x": x, "y": y}
+        try:
+            if jwk_thumbprint(jwk) == kid:
+                self.add(kid, public_key_from_jwk(jwk), (valid_from, revoked_at))
+        except InvalidCredential:
+            pass
+
+    def resolve(self, kid: str) -> ec.EllipticCurvePublicKey:
+        """The key; raises :class:`VerificationError` when ``kid`` is not registered."""
+        entry = self._keys.get(kid)
+        if entry is None:
+            raise VerificationError(
+                f"発行者 {self.issuer_name} の鍵 {kid} は登録されていません",
+                f"key {kid} is not registered for issuer {self.issuer_name}",
+            )
+        return entry[0]
+
+    def window(self, kid: str) -> tuple[int, int | None] | None:
+        entry = self._keys.get(kid)
+        return entry[1] if entry else None
+
+
 @dataclass(frozen=True)
 class _Entry:
     info: IssuerInfo
-    keys: dict[str, ec.EllipticCurvePublicKey] = field(repr=False)
+    keys: KeyRing = field(repr=False)
 
 
 class TrustList:
@@ -91,7 +131,7 @@ class TrustList:
                 "（name, municipality_code, jwks が必要）",
                 f"trust list entry {iss} needs name, municipality_code and jwks.keys",
             ) from None
-        keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        keys = KeyRing(info.name)
         for jwk in jwks:
             try:
                 key = public_key_from_jwk(jwk)
@@ -100,9 +140,9 @@ class TrustList:
                     f"信頼リストの発行者 {iss} の鍵が不正です: {e.ja}",
                     f"trust list entry {iss} has a bad key: {e.en}",
                 ) from None
-            keys[jwk_thumbprint(jwk)] = key
+            keys.add(jwk_thumbprint(jwk), key)
             if isinstance(jwk.get("kid"), str):
-                keys[jwk["kid"]] = key
+                keys.add(jwk["kid"], key)
         return _Entry(info=info, keys=keys)
 
     @classmethod
@@ -126,13 +166,7 @@ class TrustList:
             raise VerificationError(
                 f"発行者 {iss} は信頼リストにありません", f"issuer {iss} is not trusted"
             )
-        key = entry.keys.get(kid)
-        if key is None:
-            raise VerificationError(
-                f"発行者 {entry.info.name} の鍵 {kid} は登録されていません",
-                f"key {kid} is not registered for issuer {entry.info.name}",
-            )
-        return key
+        return entry.keys.resolve(kid)
 
     def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
         return None  # a trust file lists keys without validity intervals

@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from anchor.chain import AnchorRecord, IssuerRecord
 from credentials._b64 import b64e
-from credentials.errors import InvalidCredential, VerificationError
-from credentials.keys import jwk_thumbprint, public_key_from_jwk
-from credentials.trust import IssuerInfo
+from credentials.errors import VerificationError
+from credentials.trust import IssuerInfo, KeyRing
 
 
 class RegistryReader(Protocol):
@@ -34,7 +33,7 @@ class RegistryReader(Protocol):
 @dataclass(frozen=True)
 class _Issuer:
     record: IssuerRecord
-    keys: dict[str, tuple[ec.EllipticCurvePublicKey, int, int | None]]
+    keys: KeyRing
     fetched: float
 
 
@@ -84,19 +83,12 @@ class RegistryTrust:
             raise VerificationError(
                 f"発行者 {iss} は登録簿にありません", f"issuer {iss} is not in the registry"
             )
-        key = entry.keys.get(kid)
-        if key is None:
-            raise VerificationError(
-                f"鍵 {kid} は {entry.record.name} の鍵として登録されていません",
-                f"key {kid} is not registered for {entry.record.name}",
-            )
-        return key[0]
+        return entry.keys.resolve(kid)
 
     def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
         """``(valid_from, revoked_at)`` of a registered key, or None when unknown."""
         entry = self._issuer(iss)
-        key = entry.keys.get(kid) if entry else None
-        return (key[1], key[2]) if key else None
+        return entry.keys.window(kid) if entry else None
 
     # ------------------------------------------------------------------ anchors
     def anchor_of(self, iss: str, root: bytes) -> AnchorRecord | None:
@@ -117,17 +109,8 @@ class RegistryTrust:
         return found
 
 
-def _keys(record: IssuerRecord) -> dict[str, tuple[ec.EllipticCurvePublicKey, int, int | None]]:
-    """Usable keys by kid. A key whose coordinates do not hash to its registered
-    thumbprint is left out: the kid must name exactly that key."""
-    out = {}
+def _keys(record: IssuerRecord) -> KeyRing:
+    ring = KeyRing(record.name)
     for k in record.keys:
-        jwk = {"kty": "EC", "crv": "P-256", "x": b64e(k.x), "y": b64e(k.y)}
-        kid = b64e(k.thumbprint)
-        try:
-            if jwk_thumbprint(jwk) != kid:
-                continue
-            out[kid] = (public_key_from_jwk(jwk), k.valid_from, k.revoked_at)
-        except InvalidCredential:
-            continue
-    return out
+        ring.add_coordinates(b64e(k.thumbprint), b64e(k.x), b64e(k.y), k.valid_from, k.revoked_at)
+    return ring

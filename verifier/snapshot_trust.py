@@ -12,8 +12,7 @@ from eth_account.messages import encode_defunct
 
 from credentials._jws import canonical_json
 from credentials.errors import InvalidCredential, ShomeiError, VerificationError
-from credentials.keys import jwk_thumbprint, public_key_from_jwk
-from credentials.trust import IssuerInfo
+from credentials.trust import IssuerInfo, KeyRing
 
 FORMAT = "shomei-registry-snapshot/1"
 
@@ -25,18 +24,16 @@ class SnapshotTrust:
         self.body = body
         self.chain_id = int(body["chain_id"])
         self.block = int(body["block"])
-        self._issuers: dict[str, tuple[IssuerInfo, bool, dict[str, Any]]] = {}
+        self._issuers: dict[str, tuple[IssuerInfo, bool, KeyRing]] = {}
         for entry in body["issuers"]:
             info = IssuerInfo(
                 id=str(entry["issuer_id"]),
                 name=str(entry["name"]),
                 municipality_code=str(entry["municipality_code"]),
             )
-            keys = {}
+            keys = KeyRing(info.name)
             for k in entry["keys"]:
-                jwk = {"kty": "EC", "crv": "P-256", "x": k["x"], "y": k["y"]}
-                if jwk_thumbprint(jwk) == k["kid"]:
-                    keys[k["kid"]] = (public_key_from_jwk(jwk), k["valid_from"], k["revoked_at"])
+                keys.add_coordinates(k["kid"], k["x"], k["y"], k["valid_from"], k["revoked_at"])
             self._issuers[info.id] = (info, bool(entry["active"]), keys)
 
     @classmethod
@@ -92,15 +89,8 @@ class SnapshotTrust:
                 f"発行者 {iss} はスナップショットにありません",
                 f"issuer {iss} is not in the snapshot",
             )
-        key = entry[2].get(kid)
-        if key is None:
-            raise VerificationError(
-                f"鍵 {kid} は {entry[0].name} の鍵として登録されていません",
-                f"key {kid} is not registered for {entry[0].name}",
-            )
-        return key[0]  # type: ignore[no-any-return]
+        return entry[2].resolve(kid)
 
     def key_window(self, iss: str, kid: str) -> tuple[int, int | None] | None:
         entry = self._issuers.get(iss)
-        key = entry[2].get(kid) if entry else None
-        return (key[1], key[2]) if key else None
+        return entry[2].window(kid) if entry else None
