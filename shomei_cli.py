@@ -26,6 +26,7 @@ from anchor.config import data_dir as config_data_dir
 from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
+from issuer import cli as issuer_cli
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
@@ -94,6 +95,7 @@ def main() -> None:
 # chain, account, registry, anchor, receipt: the operator's commands for the chain.
 for _command in anchor_cli.COMMANDS:
     main.add_command(_command)
+main.add_command(issuer_cli.issuer_group)
 
 
 @main.command()

@@ -1,1 +1,59 @@
-"""The issuer service for city clerks."""
+"""The issuer service for city clerks: ``create_app()`` builds the Flask app.
+
+Flask is imported when an app is built, not when the package is, so the ``shomei``
+command starts without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.wrappers import Response
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The issuer app, configured from the environment and the data directory (or from
+    ``test_config``), its database migrated to the newest revision."""
+    from flask import Flask
+
+    from . import auth, config, csrf, db, errors, home, i18n, passwords, users
+
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app.config.from_mapping(config.defaults())
+    if test_config:
+        app.config.from_mapping(test_config)
+    config.finish(app.config)
+
+    db.init_app(app)
+    app.extensions["shomei_hasher"] = passwords.make_hasher(app.config)
+    i18n.init_app(app)  # before CSRF: its error page is in the chosen language
+    csrf.init_app(app)
+    errors.init_app(app)
+    app.after_request(_security_headers)
+
+    for module in (auth, home, users):
+        app.register_blueprint(module.bp)
+    return app
+
+
+def _security_headers(response: Response) -> Response:
+    from flask import g
+
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if g.get("user") is not None:
+        # Pages of a signed-in clerk may show personal data: never cached.
+        headers["Cache-Control"] = "no-store"
+    return response

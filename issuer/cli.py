@@ -1,0 +1,108 @@
+"""``shomei issuer …``: migrate the database, create accounts, serve the app.
+
+Flask, SQLAlchemy and argon2 are imported inside the commands, so the rest of the
+``shomei`` command starts without them. Passwords come from a prompt or
+``SHOMEI_USER_PASSWORD``, never from an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import NoReturn
+
+import click
+
+from anchor.config import data_dir, database_url
+
+PASSWORD_ENV = "SHOMEI_USER_PASSWORD"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"エラー: {message}", err=True)
+    sys.exit(2)
+
+
+def _database_url(directory: str | None) -> str:
+    return database_url(data_dir(directory))
+
+
+@click.group("issuer")
+def issuer_group() -> None:
+    """The issuer service for city clerks (database, accounts, web server)."""
+
+
+@issuer_group.command()
+@click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
+def migrate(data_dir: str | None) -> None:
+    """Create or upgrade the database (SHOMEI_DATABASE_URL, else data/shomei.db)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import db
+
+    url = _database_url(data_dir)
+    try:
+        db.migrate(url)
+    except SQLAlchemyError as e:
+        _fail(f"データベースを更新できません / cannot migrate the database: {e.args[0]}")
+    click.echo("データベースは最新です / the database is up to date")
+
+
+@issuer_group.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["clerk", "supervisor"]), required=True)
+@click.option("--display-name", required=True, help="the name shown in the app")
+@click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
+def create_user(username: str, role: str, display_name: str, data_dir: str | None) -> None:
+    """Create an account (the password is asked for, or read from SHOMEI_USER_PASSWORD)."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from anchor.store import make_engine
+
+    from . import accounts, db, passwords
+
+    password = _password()
+    engine = make_engine(_database_url(data_dir))
+    try:
+        db.migrate(engine)
+        with Session(engine) as session:
+            user = accounts.create_user(
+                session,
+                passwords.make_hasher(),
+                username=username,
+                display_name=display_name,
+                role=role,
+                password=password,
+                now=time.time(),
+            )
+            click.echo(f"作成しました / created: {user.username} ({user.role})")
+    except accounts.AccountError as e:
+        _fail(str(e))
+    except SQLAlchemyError as e:
+        _fail(f"データベースを使えません / database error: {e.args[0]}")
+    finally:
+        engine.dispose()
+
+
+def _password() -> str:
+    secret = os.environ.get(PASSWORD_ENV)
+    if secret:
+        return secret
+    if not sys.stdin.isatty():
+        _fail(f"パスワードが必要です（{PASSWORD_ENV} を設定してください） / password required")
+    return str(click.prompt("パスワード / password", hide_input=True, confirmation_prompt=True))
+
+
+@issuer_group.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
+def serve(host: str, port: int, data_dir: str | None) -> None:
+    """Serve the issuer app (Flask's own server: for the counter's local network)."""
+    from . import create_app
+
+    app = create_app({"DATA_DIR": data_dir} if data_dir else None)
+    click.echo(f"職員用の画面 / issuer: http://{host}:{port}/", err=True)
+    app.run(host=host, port=port, debug=False, use_reloader=False)

@@ -1,0 +1,105 @@
+"""The supervisor's page for clerk accounts: list, add, (de)activate, reset password."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from . import accounts
+from .auth import role_required
+from .db import get_session
+from .i18n import t
+from .models import ROLES, SUPERVISOR, User
+from .web import hasher
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+
+@bp.get("/")
+@role_required(SUPERVISOR)
+def index() -> ResponseReturnValue:
+    return render_template(
+        "issuer/users.html", users=accounts.list_users(get_session()), roles=ROLES
+    )
+
+
+@bp.post("/")
+@role_required(SUPERVISOR)
+def add() -> ResponseReturnValue:
+    form = request.form
+    try:
+        _confirmed(form.get("password", ""), form.get("password_confirm", ""))
+        user = accounts.create_user(
+            get_session(),
+            hasher(),
+            username=form.get("username", ""),
+            display_name=form.get("display_name", ""),
+            role=form.get("role", ""),
+            password=form.get("password", ""),
+            now=time.time(),
+        )
+    except accounts.AccountError as e:
+        flash(t(e.ja, e.en), "error")
+        users = accounts.list_users(get_session())
+        page = render_template("issuer/users.html", users=users, roles=ROLES, form=form)
+        return page, 400
+    flash(t(f"{user.display_name}さんを追加しました", f"Added {user.display_name}"), "info")
+    return redirect(url_for("users.index"))
+
+
+@bp.post("/<int:user_id>/deactivate")
+@role_required(SUPERVISOR)
+def deactivate(user_id: int) -> ResponseReturnValue:
+    return _set_active(user_id, False)
+
+
+@bp.post("/<int:user_id>/activate")
+@role_required(SUPERVISOR)
+def activate(user_id: int) -> ResponseReturnValue:
+    return _set_active(user_id, True)
+
+
+def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
+    try:
+        user = accounts.set_active(get_session(), user_id, active, acting=g.user)
+    except accounts.AccountError as e:
+        flash(t(e.ja, e.en), "error")
+        return redirect(url_for("users.index"))
+    if active:
+        flash(t(f"{user.display_name}さんを有効にしました", f"Activated {user.display_name}"))
+    else:
+        flash(t(f"{user.display_name}さんを無効にしました", f"Deactivated {user.display_name}"))
+    return redirect(url_for("users.index"))
+
+
+@bp.route("/<int:user_id>/password", methods=("GET", "POST"))
+@role_required(SUPERVISOR)
+def password(user_id: int) -> ResponseReturnValue:
+    session = get_session()
+    user = session.get(User, user_id)
+    if user is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template("issuer/password.html", user=user)
+    try:
+        _confirmed(request.form.get("password", ""), request.form.get("password_confirm", ""))
+        accounts.reset_password(session, hasher(), user_id, request.form.get("password", ""))
+    except accounts.AccountError as e:
+        flash(t(e.ja, e.en), "error")
+        return render_template("issuer/password.html", user=user), 400
+    flash(
+        t(
+            f"{user.display_name}さんのパスワードを再設定しました",
+            f"Reset the password of {user.display_name}",
+        )
+    )
+    return redirect(url_for("users.index"))
+
+
+def _confirmed(password: str, confirm: str) -> None:
+    if password != confirm:
+        raise accounts.AccountError(
+            "確認用のパスワードが一致しません", "the passwords do not match"
+        )
