@@ -9,7 +9,6 @@ PostgreSQL test works in its own schema, dropped afterwards.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,19 +17,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from issuer_testing import FAST_ARGON2, add_user, sign_in
 from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.orm import Session
 
-from anchor.store import make_engine
-from issuer import create_app, db, passwords
-from issuer.accounts import create_user
-from issuer.models import User
+from issuer import create_app, db
 
 POSTGRES_ENV = "SHOMEI_TEST_POSTGRES_URL"
-PASSWORD = "counter-password-42"
-# Cheap argon2id parameters: the tests sign in often; production keeps the defaults.
-FAST_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 64, "ARGON2_PARALLELISM": 1}
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def postgres_base_url() -> str:
@@ -96,35 +88,6 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
-def add_user(app: Flask, username: str, role: str = "clerk", **kwargs: Any) -> User:
-    with Session(db.engine_of(app)) as session:
-        return create_user(
-            session,
-            passwords.make_hasher(app.config),
-            username=username,
-            display_name=kwargs.get("display_name", f"{username} 様"),
-            role=role,
-            password=kwargs.get("password", PASSWORD),
-            now=kwargs.get("now", 1_780_000_000.0),
-        )
-
-
-def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
-    """The session's CSRF token, read from a page's form as a browser would."""
-    match = CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, username: str, password: str = PASSWORD, **environ: Any) -> Any:
-    token = csrf_token(client)
-    return client.post(
-        "/auth/login",
-        data={"username": username, "password": password, "csrf_token": token},
-        environ_base=environ or None,
-    )
-
-
 @pytest.fixture
 def supervisor(app: Flask) -> FlaskClient:
     add_user(app, "boss", "supervisor", display_name="監督 太郎")
@@ -139,12 +102,3 @@ def clerk(app: Flask) -> FlaskClient:
     client = app.test_client()
     assert sign_in(client, "clerk1").status_code == 302
     return client
-
-
-def count_users(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with Session(engine) as session:
-            return session.query(User).count()
-    finally:
-        engine.dispose()
