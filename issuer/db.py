@@ -24,8 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _EXTENSION = "shomei_db"
 
 
-def migrate(url_or_engine: str | Engine, revision: str = "head") -> None:
-    """Upgrade the database to ``revision`` (default: the newest). Idempotent: a
+def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:
+    """Upgrade the database to ``revision`` (default: every branch head). Idempotent: a
     database already there is left alone. Raises SQLAlchemyError when the database
     cannot be reached."""
     from alembic import command
