@@ -17,10 +17,9 @@ from typing import Any
 
 import click
 
+from anchor import anchoring, merkle
 from anchor import cli as anchor_cli
 from anchor import evidence as anchor_evidence
-from anchor import merkle
-from anchor import operations as anchor_ops
 from anchor.config import ChainConfig
 from anchor.config import data_dir as config_data_dir
 from credentials import doctypes, qr, sdjwt
@@ -174,7 +173,7 @@ def issue(
     )
     # Queued before it goes out: an issued credential is never missing from the queue.
     try:
-        if anchor_ops.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
+        if anchoring.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
             click.echo("記録待ちに追加しました / queued for anchoring (shomei anchor)", err=True)
     except ShomeiError as e:
         _fail(e)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from anchor import evidence as anchor_evidence
 from anchor import merkle
 from anchor.accounts import ChainAccount
+from anchor.anchoring import evidence_json
 from anchor.batcher import Batcher, BatchPolicy, enqueue
 from anchor.config import ChainConfig, ConfigError, database_url
 from anchor.localnode import chain_up
@@ -66,15 +67,7 @@ def run_demo(data: Path, *, port: int | None, describe: Any) -> VerificationResu
     juminhyo = (out / "juminhyo.sd-jwt").read_text().strip()
     found = batcher.evidence(merkle.leaf_hash(juminhyo.split("~")[0]))
     assert found is not None, "the batch was just anchored"
-    receipt = {
-        "receipt": found.receipt.to_json(),
-        "root": found.root.hex(),
-        "chain_id": cfg.chain_id,
-        "registry_address": cfg.registry_address,
-        "block": found.block,
-        "timestamp": found.timestamp,
-        "tx": found.tx,
-    }
+    receipt = evidence_json(cfg, found)
     (out / "juminhyo.receipt.json").write_text(json.dumps(receipt, indent=2) + "\n")
     text = sdjwt.present(juminhyo, disclose=SHOWN)
     payload = qr.encode_embedded(text, anchor_evidence.encode_receipt(found.receipt))

@@ -24,6 +24,14 @@ import click
 
 from credentials.errors import ShomeiError
 
+from .anchoring import (
+    credential_leaf,
+    describe_run,
+    evidence_json,
+    lookup,
+    pending_line,
+    run_anchor,
+)
 from .chain import ChainUnavailable
 from .config import DATA_DIR_ENV, DEV_CHAIN_ID, RPC_URLS_ENV, ChainConfig
 from .localnode import DEFAULT_PORT, chain_down, chain_status, chain_up
@@ -32,22 +40,16 @@ from .operations import (
     account_address,
     account_new,
     balance_line,
-    credential_leaf,
     describe_registry,
-    describe_run,
-    evidence_json,
     issuer_register,
     jst,
     key_add,
     key_revoke,
     load_account,
-    lookup,
-    pending_line,
     read_jwk,
     registry_deploy,
     registry_document,
     require_config,
-    run_anchor,
     snapshot_export,
 )
 
