@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: Called with the name of each crash point; tests make it kill the process there.
 CrashHook = Callable[[str], None]
+#: Called while a batch is being closed, in its transaction: leaves to add to it (for
+#: example the head of an audit log), already domain-separated from credential leaves.
+ExtraLeaves = Callable[[Session, float], list[bytes]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +88,7 @@ class Batcher:
         policy: BatchPolicy | None = None,
         clock: Callable[[], float] = time.time,
         crash_hook: CrashHook | None = None,
+        extra_leaves: ExtraLeaves | None = None,
     ) -> None:
         self.engine = engine
         self.chain = chain
@@ -92,6 +96,7 @@ class Batcher:
         self.policy = policy or BatchPolicy()
         self.clock = clock
         self._crash = crash_hook or (lambda _point: None)
+        self._extra_leaves = extra_leaves
 
     # ------------------------------------------------------------------ driving
     def step(self) -> str:
@@ -146,9 +151,11 @@ class Batcher:
             return None
         if not force and len(rows) < p.max_leaves and now - rows[0].queued_at < p.max_age:
             return None
-        leaves = [r.leaf for r in rows]
+        extra = self._extra_leaves(s, now) if self._extra_leaves else []
+        rows = rows[: max(1, p.max_leaves - len(extra))]  # the rest wait for the next batch
+        leaves = [r.leaf for r in rows] + extra
         padding = None
-        if len(rows) == 1:
+        if len(leaves) == 1:
             # A tree of one has the credential's own leaf as its root: a per-person hash
             # on chain. A random second leaf makes the root say nothing about anyone.
             padding = Leaf(leaf=os.urandom(merkle.HASH_SIZE), queued_at=now)
@@ -161,6 +168,8 @@ class Batcher:
             update(Leaf),
             [{"id": r.id, "batch_id": batch.id, "leaf_index": i} for i, r in enumerate(rows)],
         )
+        for i, leaf in enumerate(extra, start=len(rows)):
+            s.add(Leaf(leaf=leaf, queued_at=now, batch_id=batch.id, leaf_index=i))
         if padding is not None:
             padding.batch_id, padding.leaf_index = batch.id, 1
             s.add(padding)
