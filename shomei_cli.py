@@ -26,6 +26,7 @@ from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
 from issuer import cli as issuer_cli
+from issuer.audit_cli import audit_group
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
@@ -95,6 +96,7 @@ def main() -> None:
 for _command in anchor_cli.COMMANDS:
     main.add_command(_command)
 main.add_command(issuer_cli.issuer_group)
+main.add_command(audit_group)
 
 
 @main.command()

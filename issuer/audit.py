@@ -333,6 +333,13 @@ def _check_entry(session: Session, e: AuditEntry, expected: int, prev: str) -> B
     # (2)
     if entry_hash(e.prev_hash, id=e.id, **_fields(e)) != e.entry_hash:
         moved = _original_id(session, e)
+        if moved is not None and not _content_exists_for(session, e.id):
+            return _break(
+                e.id,
+                "deleted",
+                f"entry {e.id} was deleted and the later ones renumbered",
+                f"記録 {e.id} が削除され、以降の番号が付け直されています",
+            )
         if moved is not None:
             return _break(
                 e.id,
@@ -361,6 +368,14 @@ def _original_id(session: Session, e: AuditEntry) -> int | None:
         if other != e.id and entry_hash(e.prev_hash, id=other, **fields) == e.entry_hash:
             return other
     return None
+
+
+def _content_exists_for(session: Session, entry_id: int) -> bool:
+    """Whether some row holds content that hashes correctly under ``entry_id``."""
+    for e in _entries(session):
+        if entry_hash(e.prev_hash, id=entry_id, **_fields(e)) == e.entry_hash:
+            return True
+    return False
 
 
 def _anchored_heads(session: Session, hashes: dict[int, str]) -> Iterator[AnchoredHead]:

@@ -21,7 +21,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from . import accounts
+from . import accounts, audit
 from .db import get_session
 from .i18n import t
 from .models import User
@@ -99,12 +99,21 @@ def login() -> ResponseReturnValue:
             policy=throttle_policy(),
         )
     except accounts.Throttled as e:
+        _record_failed_sign_in("throttled")
         flash(t(e.ja, e.en), "error")
         page = render_template("issuer/login.html", next=_safe_next())
         return page, 429, {"Retry-After": str(e.retry_after)}
     except accounts.SignInFailed as e:
+        _record_failed_sign_in("wrong_password")
         flash(t(e.ja, e.en), "error")
         return render_template("issuer/login.html", next=_safe_next()), 401
+    audit.record_committed(
+        get_session(),
+        actor=user.username,
+        action=audit.SIGN_IN,
+        target=f"user:{user.username}",
+        now=time.time(),
+    )
     lang = session.get("lang")
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session.update(user_id=user.id, pw=_fingerprint(user), lang=lang)
@@ -114,9 +123,26 @@ def login() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=("POST",))
 def logout() -> ResponseReturnValue:
+    if g.user is not None:
+        audit.record_committed(
+            get_session(), actor=g.user.username, action=audit.SIGN_OUT, now=time.time()
+        )
     _sign_out()
     flash(t("サインアウトしました", "Signed out"), "info")
     return redirect(url_for("auth.login"))
+
+
+def _record_failed_sign_in(reason: str) -> None:
+    """The username typed (never the password), as the target: nobody is signed in."""
+    username = accounts.normalize_username(request.form.get("username", ""))
+    audit.record_committed(
+        get_session(),
+        actor=None,
+        action=audit.SIGN_IN_FAILED,
+        target=f"user:{username}",
+        details={"reason": reason},
+        now=time.time(),
+    )
 
 
 def _sign_out() -> None:

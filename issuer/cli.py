@@ -61,7 +61,7 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
 
     from anchor.store import make_engine
 
-    from . import accounts, db, passwords
+    from . import accounts, audit, db, passwords
 
     password = _password()
     engine = make_engine(_database_url(data_dir))
@@ -75,6 +75,14 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
                 display_name=display_name,
                 role=role,
                 password=password,
+                now=time.time(),
+            )
+            audit.record_committed(
+                session,
+                actor=None,
+                action=audit.USER_CREATED,
+                target=f"user:{user.username}",
+                details={"role": user.role, "via": "cli"},
                 now=time.time(),
             )
             click.echo(f"作成しました / created: {user.username} ({user.role})")

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from . import accounts
+from . import accounts, audit
 from .auth import role_required
 from .db import get_session
 from .i18n import t
@@ -45,6 +45,7 @@ def add() -> ResponseReturnValue:
         users = accounts.list_users(get_session())
         page = render_template("issuer/users.html", users=users, roles=ROLES, form=form)
         return page, 400
+    _audit(audit.USER_CREATED, user, {"role": user.role})
     flash(t(f"{user.display_name}さんを追加しました", f"Added {user.display_name}"), "info")
     return redirect(url_for("users.index"))
 
@@ -67,6 +68,7 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
     except accounts.AccountError as e:
         flash(t(e.ja, e.en), "error")
         return redirect(url_for("users.index"))
+    _audit(audit.USER_ACTIVATED if active else audit.USER_DEACTIVATED, user)
     if active:
         flash(t(f"{user.display_name}さんを有効にしました", f"Activated {user.display_name}"))
     else:
@@ -89,6 +91,7 @@ def password(user_id: int) -> ResponseReturnValue:
     except accounts.AccountError as e:
         flash(t(e.ja, e.en), "error")
         return render_template("issuer/password.html", user=user), 400
+    _audit(audit.PASSWORD_RESET, user)
     flash(
         t(
             f"{user.display_name}さんのパスワードを再設定しました",
@@ -96,6 +99,18 @@ def password(user_id: int) -> ResponseReturnValue:
         )
     )
     return redirect(url_for("users.index"))
+
+
+def _audit(action: str, user: User, details: dict[str, str] | None = None) -> None:
+    """The supervisor's change to ``user``, recorded right after it was committed."""
+    audit.record_committed(
+        get_session(),
+        actor=g.user.username,
+        action=action,
+        target=f"user:{user.username}",
+        details=details,
+        now=time.time(),
+    )
 
 
 def _confirmed(password: str, confirm: str) -> None:
