@@ -21,7 +21,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``test_config``), its database migrated to the newest revision."""
     from flask import Flask
 
-    from . import audit_views, auth, config, csrf, db, errors, home, i18n, passwords, users
+    from . import (
+        audit_views,
+        auth,
+        config,
+        csrf,
+        db,
+        errors,
+        home,
+        i18n,
+        issue_views,
+        passwords,
+        users,
+        wellknown_views,
+    )
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
     app.config.from_mapping(config.defaults())
@@ -36,7 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.after_request(_security_headers)
 
-    for module in (auth, home, users, audit_views):
+    for module in (auth, home, users, audit_views, issue_views, wellknown_views):
         app.register_blueprint(module.bp)
     return app
 

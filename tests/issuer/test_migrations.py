@@ -9,7 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-import issuer.models_audit  # noqa: F401 - the audit tables join IssuerBase.metadata
+import issuer.models_audit
+import issuer.models_certificates  # noqa: F401 - so do the certificates' tables
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
@@ -18,6 +19,7 @@ from shomei_cli import main
 
 TABLES = {"users", "login_failures", "anchor_leaves", "anchor_batches", "alembic_version"}
 TABLES |= {"audit_entries", "audit_head", "audit_anchors"}
+TABLES |= {"certificates", "status_lists"}
 
 
 def tables(url: str) -> set[str]:
