@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -47,6 +48,44 @@ def migrate(data_dir: str | None) -> None:
     except SQLAlchemyError as e:
         _fail(f"データベースを更新できません / cannot migrate the database: {e.args[0]}")
     click.echo("データベースは最新です / the database is up to date")
+
+
+@issuer_group.command()
+@click.option(
+    "--issuer-id", required=True, help="the issuer id (iss URL), e.g. https://city.example.jp"
+)
+@click.option("--name", required=True, help="the city's name, e.g. 飯塚市")
+@click.option("--municipality-code", required=True, help="全国地方公共団体コード (6 digits)")
+@click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
+def init(issuer_id: str, name: str, municipality_code: str, data_dir: str | None) -> None:
+    """Create the city's signing key (encrypted with SHOMEI_KEY_PASSPHRASE or a prompted
+    passphrase) and the issuer settings in the data directory."""
+    from . import keys
+
+    try:
+        settings = keys.IssuerSettings(
+            issuer_id=issuer_id, name=name, municipality_code=municipality_code
+        )
+    except ValueError as e:
+        _fail(f"設定が不正です / invalid settings: {e}")
+    passphrase = os.environ.get(keys.PASSPHRASE_ENV)
+    if not passphrase:
+        if not sys.stdin.isatty():
+            _fail(f"パスフレーズが必要です（{keys.PASSPHRASE_ENV} を設定してください）")
+        passphrase = str(
+            click.prompt(
+                "鍵のパスフレーズ / key passphrase", hide_input=True, confirmation_prompt=True
+            )
+        )
+    try:
+        city = keys.init(data_dir_of(data_dir), settings, passphrase=passphrase)
+    except FileExistsError:
+        _fail("発行者はすでに初期設定されています / the issuer is already initialised")
+    click.echo(f"署名鍵を作成しました / signing key created: kid {city.key.kid}")
+
+
+def data_dir_of(directory: str | None) -> Path:
+    return data_dir(directory)
 
 
 @issuer_group.command("create-user")

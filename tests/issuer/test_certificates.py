@@ -298,3 +298,20 @@ def test_not_initialised_is_a_clear_page(make_app: Any, sqlite_url: str):
     response = client.get("/certificates/new/juminhyo")
     assert response.status_code == 503
     assert "shomei issuer init" in response.get_data(as_text=True)
+
+
+def test_shomei_issuer_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from click.testing import CliRunner
+
+    from shomei_cli import main
+
+    monkeypatch.setenv(keys.PASSPHRASE_ENV, PASSPHRASE)
+    args = ["issuer", "init", "--issuer-id", ISSUER, "--name", "飯塚市"]
+    args += ["--municipality-code", "402052", "--data-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    city = keys.load(tmp_path, PASSPHRASE)
+    assert city.key.kid in result.output and PASSPHRASE not in result.output
+    assert (tmp_path / "issuer" / keys.KEY_FILE).stat().st_mode & 0o077 == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already initialised" in again.output
