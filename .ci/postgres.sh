@@ -18,11 +18,13 @@ cluster="$(pg_lsclusters --no-header | awk 'NR == 1 {print $2}')"
 if [ -z "$version" ]; then
     version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
     cluster=main
-    pg_createcluster "$version" "$cluster"
+    pg_createcluster "$version" "$cluster" 3>&-
 fi
 if ! pg_lsclusters --no-header | awk -v v="$version" -v c="$cluster" \
         '$1 == v && $2 == c && $4 == "online" {found = 1} END {exit !found}'; then
-    pg_ctlcluster "$version" "$cluster" start
+    # 3>&-: the server must not inherit the caller's $(…) pipe, or the caller never
+    # sees end of file and waits for ever.
+    pg_ctlcluster "$version" "$cluster" start 3>&-
 fi
 
 psql_admin() { su postgres -c "psql -v ON_ERROR_STOP=1 -qAt $*"; }

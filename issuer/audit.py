@@ -308,9 +308,15 @@ def verify_chain(session: Session) -> AuditReport:
 
 
 def _entries(session: Session) -> Iterator[AuditEntry]:
-    yield from session.scalars(
+    """Every entry in id order, streamed. The result is closed even when the caller stops
+    early (a broken entry found): PostgreSQL streams through a server-side cursor."""
+    result = session.scalars(
         select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000)
     )
+    try:
+        yield from result
+    finally:
+        result.close()
 
 
 def _fields(e: AuditEntry) -> dict[str, Any]:
