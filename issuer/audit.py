@@ -50,6 +50,10 @@ CERTIFICATE_ISSUED = "certificate_issued"
 CERTIFICATE_VIEWED = "certificate_viewed"
 CERTIFICATE_REVOKED = "certificate_revoked"
 KEY_ROTATED = "key_rotated"
+OFFER_CREATED = "offer_created"  # a credential offer for the resident's wallet
+OFFER_REDEEMED = "offer_redeemed"  # the wallet took the credential (holder-bound)
+OFFER_REJECTED = "offer_rejected"  # a wrong tx_code, a reused or expired offer, a bad proof
+CERTIFICATE_PRINTED = "certificate_printed"
 ACTIONS = frozenset(
     {
         SIGN_IN,
@@ -63,6 +67,10 @@ ACTIONS = frozenset(
         CERTIFICATE_VIEWED,
         CERTIFICATE_REVOKED,
         KEY_ROTATED,
+        OFFER_CREATED,
+        OFFER_REDEEMED,
+        OFFER_REJECTED,
+        CERTIFICATE_PRINTED,
     }
 )
 
@@ -77,6 +85,9 @@ DETAIL_KEYS = frozenset(
         "key_id",  # a signing key's thumbprint
         "old_key_id",
         "page",  # which view of a certificate was opened ("detail", "print")
+        "offer",  # a credential offer's public id
+        "holder_key_id",  # the JWK thumbprint of the wallet key a credential is bound to
+        "tx",  # an Ethereum transaction hash (key registration, anchoring)
     }
 )
 MAX_DETAIL_LENGTH = 128
