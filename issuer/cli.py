@@ -145,11 +145,31 @@ def _password() -> str:
 @issuer_group.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option(
+    "--anchor/--no-anchor",
+    default=None,
+    help="run the anchoring worker in this process (default: when a chain is configured)",
+)
 @click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
-def serve(host: str, port: int, data_dir: str | None) -> None:
-    """Serve the issuer app (Flask's own server: for the counter's local network)."""
-    from . import create_app
+def serve(host: str, port: int, anchor: bool | None, data_dir: str | None) -> None:
+    """Serve the issuer app (Flask's own server: for the counter's local network) and,
+    when a chain is configured, anchor issued certificates in the background (the city's
+    account from SHOMEI_ANCHOR_ACCOUNT: a keystore name, or dev:N on the local chain)."""
+    from anchor.config import ConfigError
+
+    from . import chain_access, create_app, db, worker
 
     app = create_app({"DATA_DIR": data_dir} if data_dir else None)
+    running = None
+    if anchor or (anchor is None and chain_access.is_configured(app.config)):
+        try:
+            running = worker.build(app.config, db.engine_of(app)).start()
+        except ConfigError as e:
+            _fail(f"記録を開始できません / cannot start anchoring: {e}")
+        click.echo("ブロックチェーンへの記録: 実行中 / anchoring: running", err=True)
     click.echo(f"職員用の画面 / issuer: http://{host}:{port}/", err=True)
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    try:
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    finally:
+        if running is not None:
+            running.stop()

@@ -28,7 +28,7 @@ from . import certificate_forms as forms
 from . import certificates, keys
 from .auth import login_required, role_required
 from .db import get_session
-from .i18n import current_lang, t
+from .i18n import current_lang, datetime_filter, t
 from .models import SUPERVISOR
 from .web import abort_with
 
@@ -165,6 +165,37 @@ def show(public_id: str) -> ResponseReturnValue:
         anchor=certificates.anchor_state(session, cert.leaf),
         lang=current_lang(),
     )
+
+
+@bp.get("/<public_id>/anchor.json")
+@login_required
+def anchor_json(public_id: str) -> ResponseReturnValue:
+    """The certificate's anchoring state, for the page's polling script."""
+    session = get_session()
+    try:
+        cert = certificates.find(session, public_id)
+    except certificates.NotFound:
+        abort(404)
+    state = certificates.anchor_state(session, cert.leaf)
+    return {
+        "state": state.state,
+        "block": state.block,
+        "time": _datetime_text(state.block_time),
+        "tx": state.tx,
+        "label": _anchor_label(state.state),
+    }
+
+
+def _anchor_label(state: str) -> str:
+    if state == "anchored":
+        return t("記録済み", "Anchored")
+    if state == "batched":
+        return t("記録中…", "Anchoring…")
+    return t("記録待ち…", "Waiting to be anchored…")
+
+
+def _datetime_text(value: float | None) -> str | None:
+    return None if value is None else datetime_filter(value)
 
 
 @bp.post("/<public_id>/revoke")

@@ -1,0 +1,108 @@
+"""The anchoring worker inside the issuer process: a thread that drives the batcher.
+
+``shomei issuer serve`` (and ``shomei demo``) start one next to the web server, so a
+city's one-person IT team runs one process, not two. It closes a batch every
+``ANCHOR_INTERVAL_SECONDS`` (or at 1,024 leaves), anchors it with the city's account
+(``issuer.chain_access``), and puts the audit log's head into every batch. The batcher
+keeps its whole state in the database, so stopping the process at any moment loses
+nothing: the next start resumes where it stopped.
+
+Run one worker per database: several processes serving the same database (gunicorn
+workers) start it in one of them only (``--no-anchor`` on the others).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from anchor.batcher import Batcher, BatchPolicy
+from credentials.errors import ShomeiError
+
+from . import audit, chain_access
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger("shomei.anchoring")
+
+DEFAULT_INTERVAL = 10.0  # seconds: a batch closes at most this long after its first leaf
+_BUSY = frozenset({"sent", "polled", "anchored", "retry"})
+
+
+class AnchorWorker:
+    """Steps a :class:`~anchor.batcher.Batcher` in a daemon thread until stopped."""
+
+    def __init__(self, batcher: Batcher, *, poll: float = 0.25) -> None:
+        self.batcher = batcher
+        self.poll = poll
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shomei-anchor", daemon=True)
+
+    def start(self) -> AnchorWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                outcome = self.batcher.step()
+                failures = 0
+            except ShomeiError as e:  # the chain or the database said no: try again later
+                failures += 1
+                self._note(e.en)
+                outcome = "error"
+            except Exception as e:  # never let the thread die; the batcher's state is safe
+                failures += 1
+                self._note(f"{type(e).__name__}")
+                log.exception("anchoring step failed")
+                outcome = "error"
+            if outcome == "retry":  # the batcher backs off by itself; say why, once
+                flight = self.batcher.status()["in_flight"] or {}
+                self._note(str(flight.get("last_error") or "retrying"))
+            elif outcome == "anchored":
+                self.last_error = None
+            if outcome in _BUSY:
+                continue  # more to do right away (poll a receipt, send the next batch)
+            self._stop.wait(min(self.poll * 2**failures, 30.0))
+
+    def _note(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("anchoring: %s", message)
+        self.last_error = message
+
+
+def build(
+    config: Mapping[str, Any], engine: Engine, *, interval: float | None = None
+) -> AnchorWorker:
+    """A worker for the app configured by ``config`` (not started). Raises
+    ``anchor.config.ConfigError`` when the chain or the city's account is not set up."""
+    account = chain_access.anchor_account(config)
+    chain = chain_access.chain_for(config, account)
+    cfg = chain_access.chain_config(config) if config.get("CHAIN_FACTORY") is None else None
+    policy = BatchPolicy(
+        max_age=float(interval or config.get("ANCHOR_INTERVAL_SECONDS") or DEFAULT_INTERVAL),
+        confirmations=cfg.confirmations if cfg is not None else 0,
+    )
+    batcher = Batcher(
+        engine=engine,
+        chain=chain,
+        issuer_address=account.address,
+        policy=policy,
+        clock=time.time,
+        extra_leaves=audit.anchor_head,
+    )
+    return AnchorWorker(batcher, poll=float(config.get("ANCHOR_POLL_SECONDS", 0.25)))
