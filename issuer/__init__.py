@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         home,
         i18n,
         issue_views,
+        key_views,
         passwords,
         users,
         wellknown_views,
@@ -49,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.after_request(_security_headers)
 
-    for module in (auth, home, users, audit_views, issue_views, wellknown_views):
+    for module in (auth, home, users, audit_views, issue_views, wellknown_views, key_views):
         app.register_blueprint(module.bp)
     return app
 

@@ -9,6 +9,19 @@
 - ``issuer.json``: the issuer id (the ``iss`` URL), the city's name and its
   全国地方公共団体コード.
 
+After the first key rotation a fourth file, ``key-history.json``, records since when
+the current key signs and the *public* JWKs of the retired keys (their private parts
+are dropped: a retired key never signs again). ``/.well-known/jwt-vc-issuer`` keeps
+publishing retired keys that are not marked compromised, so credentials already
+issued with them still verify. A directory without the file (made by :func:`init`) has
+no retired keys.
+
+:func:`switch_key` replaces the current key crash-safely: every file is written to a
+temporary file and moved into place with ``os.replace``, the history (which only adds
+the old key's public JWK) before the new private key, and :func:`load` trusts
+``signing-key.pem`` for which key is current. A crash between the two leaves the old
+key current and usable, listed once.
+
 :func:`load` returns a :class:`City` or raises :class:`NotInitialised`; a wrong
 passphrase raises :class:`~credentials.errors.KeyFileError`. Key material is never
 logged or put into an error message. No Flask here.
@@ -28,13 +41,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from credentials.doctypes import is_valid_municipality_code
 from credentials.errors import ShomeiError
-from credentials.keys import SigningKey
+from credentials.keys import SigningKey, jwk_thumbprint, public_key_from_jwk
 
 PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
 SUBDIR = "issuer"
 KEY_FILE = "signing-key.pem"
 STORAGE_KEY_FILE = "storage-key"
 SETTINGS_FILE = "issuer.json"
+HISTORY_FILE = "key-history.json"
 _NONCE = 12
 
 
@@ -81,13 +95,60 @@ class IssuerSettings:
             raise ValueError(f"issuer settings lack {e.args[0]!r}") from None
 
 
+@dataclass(frozen=True, kw_only=True)
+class RetiredKey:
+    """A signing key that no longer signs: its public JWK only, for verifiers."""
+
+    kid: str
+    jwk: dict[str, str]  # public: kty, crv, x, y
+    since: float | None  # when it became the current key (None: unknown)
+    retired_at: float  # when the city stopped signing with it
+    compromised: bool = False  # True: no longer published
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "jwk": self.jwk,
+            "since": self.since,
+            "retired_at": self.retired_at,
+            "compromised": self.compromised,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RetiredKey:
+        """Raises ValueError unless ``data`` is a retired key with a public P-256 JWK
+        whose thumbprint is its kid."""
+        if not isinstance(data, dict):
+            raise ValueError("a retired key must be a JSON object")
+        try:
+            jwk = {k: str(data["jwk"][k]) for k in ("kty", "crv", "x", "y")}
+            public_key_from_jwk(jwk)
+            kid = str(data["kid"])
+            since = data.get("since")
+            key = cls(
+                kid=kid,
+                jwk=jwk,
+                since=None if since is None else float(since),
+                retired_at=float(data["retired_at"]),
+                compromised=bool(data.get("compromised", False)),
+            )
+        except (KeyError, TypeError, ShomeiError) as e:
+            raise ValueError(f"a retired key is malformed: {e}") from None
+        if jwk_thumbprint(jwk) != kid:
+            raise ValueError("a retired key's kid is not its JWK thumbprint")
+        return key
+
+
 @dataclass(frozen=True, kw_only=True, repr=False)
 class City:
-    """The loaded issuer: its settings, signing key and storage key."""
+    """The loaded issuer: its settings, signing key and storage key, and the retired
+    keys (public parts only) it still publishes."""
 
     settings: IssuerSettings
     key: SigningKey
     storage_key: bytes = field(repr=False)
+    key_since: float | None = None  # when the current key started signing (None: unknown)
+    retired: tuple[RetiredKey, ...] = ()
 
     def __repr__(self) -> str:
         return f"City(issuer_id={self.settings.issuer_id!r}, kid={self.key.kid!r})"
@@ -100,7 +161,15 @@ class City:
         return f"{self.issuer_id}/status/{list_id}"
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [{**self.key.jwk, "kid": self.key.kid, "use": "sig", "alg": "ES256"}]}
+        """The current key first (the only one that signs), then the retired keys that
+        are not compromised: credentials issued with them still verify."""
+        keys = [{**self.key.jwk, "kid": self.key.kid, "use": "sig", "alg": "ES256"}]
+        keys += [
+            {**r.jwk, "kid": r.kid, "use": "sig", "alg": "ES256"}
+            for r in self.retired
+            if not r.compromised
+        ]
+        return {"keys": keys}
 
     def issuer_metadata(self) -> dict[str, Any]:
         """The ``/.well-known/jwt-vc-issuer`` document (SD-JWT VC §5)."""
@@ -187,7 +256,107 @@ def load(data_dir: Path, passphrase: str | None) -> City:
     if len(storage_key) != 32:
         raise NotInitialised("保管用の鍵が不正です", "the storage key is malformed")
     key = SigningKey.from_encrypted_pem((directory / KEY_FILE).read_bytes(), passphrase)
-    return City(settings=settings, key=key, storage_key=storage_key)
+    since, retired = _read_history(directory, key.kid)
+    return City(
+        settings=settings, key=key, storage_key=storage_key, key_since=since, retired=retired
+    )
+
+
+def switch_key(
+    data_dir: Path, city: City, new_key: SigningKey, *, passphrase: str, now: float
+) -> City:
+    """Make ``new_key`` the current signing key and retire ``city.key`` (its public JWK
+    kept in the history, its private part dropped). Returns the new :class:`City`.
+
+    Crash-safe: first the history (adding the old key as retired, naming the new one),
+    then the new encrypted PEM, each written to a temporary file and moved into place.
+    Raises ValueError for an empty passphrase or when ``signing-key.pem`` no longer
+    holds ``city.key`` (another rotation came first), OSError when a write fails (the
+    key in place then still works)."""
+    if not passphrase:
+        raise ValueError("an empty passphrase would store the key in plain text")
+    if new_key.kid == city.key.kid:
+        raise ValueError("the new key is the current key")
+    directory = issuer_dir(data_dir)
+    on_disk = SigningKey.from_encrypted_pem((directory / KEY_FILE).read_bytes(), passphrase)
+    if on_disk.kid != city.key.kid:
+        raise ValueError("the signing key changed on disk: reload the issuer first")
+    old = RetiredKey(kid=city.key.kid, jwk=dict(city.key.jwk), since=city.key_since, retired_at=now)
+    retired = (*(r for r in city.retired if r.kid not in (old.kid, new_key.kid)), old)
+    history = {
+        "version": 1,
+        "current": {"kid": new_key.kid, "since": now},
+        "retired": [r.to_json() for r in retired],
+    }
+    text = json.dumps(history, ensure_ascii=False, indent=2) + "\n"
+    write_atomic(directory / HISTORY_FILE, text.encode("utf-8"))
+    write_atomic(directory / KEY_FILE, new_key.to_encrypted_pem(passphrase))
+    return City(
+        settings=city.settings,
+        key=new_key,
+        storage_key=city.storage_key,
+        key_since=now,
+        retired=retired,
+    )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600) so that a reader, or the process after
+    a crash, sees either the old content or the new one, never a part: a temporary file
+    in the same directory, flushed to disk, then ``os.replace``. Raises OSError."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_history(directory: Path, current_kid: str) -> tuple[float | None, tuple[RetiredKey, ...]]:
+    """(since when the current key signs, the retired keys other than the current one)
+    from ``key-history.json``; (None, ()) without the file. Raises NotInitialised when
+    it is malformed (never silently: it lists keys verifiers still need)."""
+    path = directory / HISTORY_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, ()
+    except (OSError, ValueError) as e:
+        raise NotInitialised(
+            "署名鍵の履歴ファイルを読み込めません", f"cannot read the key history: {e}"
+        ) from None
+    try:
+        current = data.get("current") or {}
+        retired = tuple(RetiredKey.from_json(r) for r in data.get("retired", []))
+        since = current.get("since") if current.get("kid") == current_kid else None
+        since = None if since is None else float(since)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise NotInitialised(
+            "署名鍵の履歴ファイルが不正です", f"the key history is malformed: {e}"
+        ) from None
+    # After a crash between the two writes of switch_key the history already lists the
+    # key still in signing-key.pem as retired: it is the current key.
+    return since, tuple(r for r in retired if r.kid != current_kid)
 
 
 def _write_new(path: Path, data: bytes) -> None:
