@@ -387,15 +387,36 @@ def _read_input(source: str | None, image_path: str | None) -> bytes:
 @main.command()
 @click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
 @click.option("--port", type=click.IntRange(1, 65535), help="local chain port (default 8545)")
-def demo(data_dir: str | None, port: int | None) -> None:
+@click.option(
+    "--serve-port",
+    type=click.IntRange(1, 65535),
+    default=5000,
+    show_default=True,
+    help="the issuer service's port",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="bind address of the services (0.0.0.0 to reach them from a phone on the LAN)",
+)
+@click.option("--serve/--no-serve", default=True, help="serve the services after the checks")
+def demo(data_dir: str | None, port: int | None, serve_port: int, host: str, serve: bool) -> None:
     """Start a local chain, issue and anchor one credential of each type, present a
-    住民票 as a QR code with its anchor evidence, and verify it."""
+    住民票 as a QR code with its anchor evidence and verify it; then serve the issuer
+    service (with its anchoring worker) until Ctrl-C."""
     from shomei_demo import run_demo  # the demo alone needs the node tooling
+    from shomei_demo import serve as serve_services
 
+    directory = config_data_dir(data_dir)
     try:
-        run_demo(config_data_dir(data_dir), port=port, describe=_describe)
+        run_demo(directory, port=port, describe=_describe, serve_port=serve_port)
+        if serve:
+            serve_services(directory, host=host, port=serve_port)
     except ShomeiError as e:
         _fail(e)
+    except OSError as e:  # the port is taken
+        _fail(f"サービスを開始できません / cannot serve: {e.strerror or e}")
 
 
 if __name__ == "__main__":

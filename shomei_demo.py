@@ -1,9 +1,11 @@
-"""``shomei demo``: the whole credential journey on embedded defaults.
+"""``shomei demo``: the whole system on embedded defaults.
 
 A local Ethereum node (anvil, state in the data directory), the AnchorRegistry with a
 demo city, one credential of each document type issued and anchored, a 住民票 presented
 with four claims as a QR code carrying its anchor evidence, and that QR verified from
-its image against the chain. Safe to run again: it reuses the node, registry and keys.
+its image against the chain. Then the issuer service for clerks (with its anchoring
+worker) is served on 127.0.0.1 with seeded demo accounts, until Ctrl-C. Safe to run
+again: it reuses the node, the registry, the city's key and the accounts.
 """
 
 from __future__ import annotations
@@ -27,35 +29,49 @@ from anchor.localnode import chain_up
 from anchor.operations import registry_deploy
 from anchor.registry import add_key, register_issuer
 from anchor.snapshot import export_snapshot
-from anchor.store import create_schema, make_engine
+from anchor.store import make_engine
 from credentials import doctypes, qr, sdjwt
 from credentials._b64 import b64e
 from credentials.keys import SigningKey
 from credentials.trust import TrustList
+from issuer import db as issuer_db
+from issuer import keys as issuer_keys
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
 
-ISSUER = "https://city.iizuka.example"
 ISSUER_NAME = "飯塚市（デモ）"
 MUNICIPALITY_CODE = "402052"
 PASSPHRASE = "shomei-demo"  # demo only: the demo keys protect nothing real
+DEFAULT_SERVE_PORT = 5000
+#: The seeded accounts of the issuer service: (username, role, display name).
+DEMO_USERS = (
+    ("madoguchi", "clerk", "窓口 花子"),
+    ("kanri", "supervisor", "管理 太郎"),
+)
+DEMO_PASSWORD = "shomei-demo-2026"  # demo only
+CITY_DEV_ACCOUNT = 1  # anvil's public account 1 anchors for the demo city
 SHOWN = ["family_name", "given_name", "birthdate", "address"]
 DAY = 86400
 
 
-def run_demo(data: Path, *, port: int | None, describe: Any) -> VerificationResult:
+def run_demo(
+    data: Path, *, port: int | None, describe: Any, serve_port: int = DEFAULT_SERVE_PORT
+) -> VerificationResult:
     """Run the demo in ``data``; print what it made; return the QR's verification."""
     out = data / "demo"
     out.mkdir(parents=True, exist_ok=True)
     cfg = _chain(data, port)
-    city = ChainAccount.dev(1)
-    key = _key(out / "issuer-key.pem")
-    _register(cfg, city, key)
+    city = ChainAccount.dev(CITY_DEV_ACCOUNT)
+    settings = _issuer(data, serve_port)
+    key = issuer_keys.load(data, PASSPHRASE).key
+    issuer = settings.issuer_id
+    _register(cfg, city, key, issuer)
     wallet = _key(out / "wallet-key.pem")
     engine = make_engine(database_url(data))
-    create_schema(engine)
-    made = _issue_all(out, engine, key, wallet)
+    issuer_db.migrate(engine)  # the issuer's tables and the anchoring queue
+    _seed_users(engine)
+    made = _issue_all(out, engine, key, wallet, issuer)
     batcher = Batcher(
         engine=engine,
         chain=cfg.chain(city),
@@ -73,7 +89,7 @@ def run_demo(data: Path, *, port: int | None, describe: Any) -> VerificationResu
     payload = qr.encode_embedded(text, anchor_evidence.encode_receipt(found.receipt))
     (out / "juminhyo-presentation.txt").write_text(text + "\n")
     (out / "juminhyo-qr.png").write_bytes(qr.render_png(payload))
-    _offline_trust(out, cfg, key)
+    _offline_trust(out, cfg, key, issuer)
     scanned = inputs.from_bytes((out / "juminhyo-qr.png").read_bytes())
     result = build_verifier(chain=cfg).verify(
         scanned.text, now=time.time(), evidence=scanned.evidence
@@ -99,20 +115,54 @@ def _chain(data: Path, port: int | None) -> ChainConfig:
     return cfg
 
 
-def _register(cfg: ChainConfig, city: ChainAccount, key: SigningKey) -> None:
+def _issuer(data: Path, serve_port: int) -> issuer_keys.IssuerSettings:
+    """The issuer service's key and settings (made once): its id is the URL it is
+    served at, so wallets and verifiers reach its status lists and metadata."""
+    if not issuer_keys.is_initialised(data):
+        settings = issuer_keys.IssuerSettings(
+            issuer_id=f"http://127.0.0.1:{serve_port}",
+            name=ISSUER_NAME,
+            municipality_code=MUNICIPALITY_CODE,
+        )
+        issuer_keys.init(data, settings, passphrase=PASSPHRASE)
+    return issuer_keys.load(data, PASSPHRASE).settings
+
+
+def _seed_users(engine: Any) -> None:
+    """The demo clerk and supervisor, created once (their password: DEMO_PASSWORD)."""
+    from issuer import accounts, passwords
+
+    hasher = passwords.make_hasher()
+    with Session(engine) as session:
+        for username, role, display_name in DEMO_USERS:
+            try:
+                accounts.create_user(
+                    session,
+                    hasher,
+                    username=username,
+                    display_name=display_name,
+                    role=role,
+                    password=DEMO_PASSWORD,
+                    now=time.time(),
+                )
+            except accounts.AccountError:
+                session.rollback()  # already there from an earlier run
+
+
+def _register(cfg: ChainConfig, city: ChainAccount, key: SigningKey, issuer: str) -> None:
     """The demo city and its current signing key in the registry (once)."""
     gov = cfg.chain(ChainAccount.dev(0))
     try:
-        record = gov.issuer_by_id(ISSUER)
+        record = gov.issuer_by_id(issuer)
         if record is None:
             register_issuer(
                 gov,
                 city.address,
-                issuer_id=ISSUER,
+                issuer_id=issuer,
                 name=ISSUER_NAME,
                 municipality_code=MUNICIPALITY_CODE,
             )
-            record = gov.issuer_by_id(ISSUER)
+            record = gov.issuer_by_id(issuer)
         assert record is not None
         if key.kid not in {b64e(k.thumbprint) for k in record.keys}:
             add_key(gov.using(city), key.jwk)
@@ -129,7 +179,7 @@ def _key(path: Path) -> SigningKey:
 
 
 def _issue_all(
-    out: Path, engine: Any, key: SigningKey, wallet: SigningKey
+    out: Path, engine: Any, key: SigningKey, wallet: SigningKey, issuer: str
 ) -> list[tuple[str, Path]]:
     """One credential of each type; each leaf queued before the credential is written."""
     now = int(time.time())
@@ -139,8 +189,8 @@ def _issue_all(
         cred = sdjwt.issue(
             doctypes.validate_claims(dt.name, claims),
             key=key,
-            issuer=ISSUER,
-            vct=dt.vct_for(ISSUER),
+            issuer=issuer,
+            vct=dt.vct_for(issuer),
             iat=now,
             exp=now + dt.default_validity_days * DAY,
             always_plain=dt.never_disclosable,
@@ -170,10 +220,10 @@ def _demo_claims() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _offline_trust(out: Path, cfg: ChainConfig, key: SigningKey) -> None:
+def _offline_trust(out: Path, cfg: ChainConfig, key: SigningKey, issuer: str) -> None:
     """A trust file and a governance-signed registry snapshot, for offline checks."""
     doc = TrustList.document(
-        ISSUER, name=ISSUER_NAME, municipality_code=MUNICIPALITY_CODE, jwks=[key.jwk]
+        issuer, name=ISSUER_NAME, municipality_code=MUNICIPALITY_CODE, jwks=[key.jwk]
     )
     (out / "TRUST.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     gov = cfg.chain(ChainAccount.dev(0))
@@ -223,3 +273,34 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def serve(data: Path, *, host: str, port: int) -> None:
+    """Serve the issuer service for clerks with its anchoring worker until Ctrl-C."""
+    from issuer import create_app, worker
+    from issuer import db as db_module
+
+    app = create_app(
+        {
+            "DATA_DIR": data,
+            "KEY_PASSPHRASE": PASSPHRASE,
+            "ANCHOR_ACCOUNT": ChainAccount.dev(CITY_DEV_ACCOUNT),
+            "ANCHOR_INTERVAL_SECONDS": 3.0,  # a short batch interval: the demo is small
+        }
+    )
+    running = worker.build(app.config, db_module.engine_of(app)).start()
+    settings = issuer_keys.load(data, PASSPHRASE).settings
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    echo = click.echo
+    echo("\n職員用の画面 / issuer service for clerks:")
+    echo(f"  {base}/")
+    for username, role, display_name in DEMO_USERS:
+        what = "監督者 / supervisor" if role == "supervisor" else "職員 / clerk"
+        echo(f"  サインイン / sign in: {username} / {DEMO_PASSWORD}   （{display_name}, {what}）")
+    echo(f"  発行者ID / issuer id: {settings.issuer_id}")
+    echo("  証明書は数秒でブロックチェーンに記録されます / certificates anchor within seconds")
+    echo("止めるには Ctrl-C / stop with Ctrl-C\n")
+    try:
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    finally:
+        running.stop()

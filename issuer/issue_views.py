@@ -183,6 +183,7 @@ def anchor_json(public_id: str) -> ResponseReturnValue:
         "time": _datetime_text(state.block_time),
         "tx": state.tx,
         "label": _anchor_label(state.state),
+        "block_label": t("ブロック", "block"),
     }
 
 

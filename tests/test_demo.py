@@ -32,7 +32,7 @@ def test_demo_anchors_and_verifies_then_runs_again(tmp_path: Path) -> None:
         )
 
     try:
-        first = shomei("demo", "--port", str(free_port()))
+        first = shomei("demo", "--port", str(free_port()), "--no-serve")
         assert first.returncode == 0, first.stdout + first.stderr
         assert "判定: 有効 (valid)" in first.stdout
         assert "記録: ブロック" in first.stdout and "✔ anchor" in first.stdout
@@ -40,7 +40,7 @@ def test_demo_anchors_and_verifies_then_runs_again(tmp_path: Path) -> None:
         again = shomei("verify", "--image", str(qr_png), "--json")
         assert again.returncode == 0, again.stdout + again.stderr
         assert '"block"' in again.stdout
-        second = shomei("demo")  # reuses the running node, the registry and the keys
+        second = shomei("demo", "--no-serve")  # reuses the running node, the registry and the keys
         assert second.returncode == 0, second.stdout + second.stderr
         assert "already running" in second.stdout and "判定: 有効 (valid)" in second.stdout
         offline = shomei(

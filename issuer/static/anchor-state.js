@@ -13,7 +13,7 @@
     label.textContent = state.label;
     cell.appendChild(label);
     if (state.state !== "anchored") return;
-    cell.appendChild(document.createTextNode(" — #" + state.block + ", " + state.time + ", "));
+    cell.appendChild(document.createTextNode(" — " + state.block_label + " " + state.block + ", " + state.time + ", "));
     var tx = document.createElement("code");
     tx.className = "tx";
     tx.textContent = state.tx;
