@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         issue_views,
         key_views,
         passwords,
+        print_views,
         users,
         wellknown_views,
     )
@@ -52,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     for module in (auth, home, users, audit_views, issue_views, wellknown_views, key_views):
         app.register_blueprint(module.bp)
+    app.register_blueprint(print_views.bp)
     return app
 
 
