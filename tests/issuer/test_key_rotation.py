@@ -421,3 +421,31 @@ def test_a_malformed_history_is_reported(data_dir: Path):
     (keys.issuer_dir(data_dir) / keys.HISTORY_FILE).write_text('{"retired": [{"kid": "x"}]}')
     with pytest.raises(keys.NotInitialised, match="key history"):
         keys.load(data_dir, PASSPHRASE)
+
+
+def test_a_failed_revocation_can_be_sent_again(
+    city_app: Flask, node: EvmNode, registered: str, monkeypatch: pytest.MonkeyPatch
+):
+    def node_gone(*args: Any, **kwargs: Any) -> str:
+        raise key_rotation.RotationError("取り消せません", "node gone")
+
+    boss = signed_in(city_app, "boss")
+    old_kid = current_kid(city_app)
+    with monkeypatch.context() as m:
+        m.setattr(key_rotation, "retire_on_chain", node_gone)
+        assert rotate(boss).status_code == 303
+    page = boss.get("/keys/").text
+    assert "署名鍵を更新しました" in page and "取り消せません" in page
+    assert current_kid(city_app) != old_kid  # the rotation itself happened
+    old = on_chain(node, registered, old_kid)
+    assert old is not None and old.revoked_at is None
+    assert ">取り消しを登録</button>" in page
+    retired_at = keys.load(city_app.config["DATA_DIR"], PASSPHRASE).retired[0].retired_at
+    token = csrf_token(boss, "/keys/")
+    assert boss.post(f"/keys/retire/{old_kid}", data={"csrf_token": token}).status_code == 303
+    old = on_chain(node, registered, old_kid)
+    assert old is not None and old.revoked_at == int(retired_at) + GRACE
+    assert ">取り消しを登録</button>" not in boss.get("/keys/").text
+    unknown = boss.post(f"/keys/retire/{current_kid(city_app)}", data={"csrf_token": token})
+    assert unknown.status_code == 303
+    assert on_chain(node, registered, current_kid(city_app)).revoked_at is None  # type: ignore[union-attr]
