@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         i18n,
         issue_views,
         key_views,
+        oid4vci_views,
         passwords,
         print_views,
         users,
@@ -54,6 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for module in (auth, home, users, audit_views, issue_views, wellknown_views, key_views):
         app.register_blueprint(module.bp)
     app.register_blueprint(print_views.bp)
+    app.register_blueprint(oid4vci_views.bp)
     return app
 
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import inspect
 
 import issuer.models_audit
-import issuer.models_certificates  # noqa: F401 - so do the certificates' tables
+import issuer.models_certificates
+import issuer.models_offers  # noqa: F401 - so do the certificates' and offers' tables
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
@@ -20,6 +21,7 @@ from shomei_cli import main
 TABLES = {"users", "login_failures", "anchor_leaves", "anchor_batches", "alembic_version"}
 TABLES |= {"audit_entries", "audit_head", "audit_anchors"}
 TABLES |= {"certificates", "status_lists"}
+TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 
 
 def tables(url: str) -> set[str]:
