@@ -99,6 +99,8 @@ def print_certificate(
     :class:`NotPrintable` (revoked or expired: nothing is unsealed) and
     :class:`PrintError` (no font, QR code too large)."""
     refuse_unprintable(certificates.find(session, cert_id), now=now)
+    font = font or default_font()
+    check_font(font)  # before unsealing: a bad font setting reveals nothing
     opened = certificates.open_certificate(
         session, cert_id, city=city, viewer=clerk, now=now, page=PAGE
     )
@@ -118,7 +120,7 @@ def print_certificate(
         qr_modules=modules,
         printed_at=now,
     )
-    pdf = render_pdf(sheet, font=font or default_font())
+    pdf = render_pdf(sheet, font=font)
     audit.record(
         session,
         actor=clerk.username,
@@ -213,7 +215,7 @@ def render_pdf(sheet: Sheet, *, font: Path) -> bytes:
     pdf.set_title(dt.title("ja"))
     pdf.set_margins(18, 16, 18)
     pdf.set_auto_page_break(auto=True, margin=18)
-    _check_font(font)
+    check_font(font)
     pdf.add_font(FONT_FAMILY, fname=str(font))
     pdf.add_page()
     _header(pdf, sheet, dt)
@@ -224,7 +226,7 @@ def render_pdf(sheet: Sheet, *, font: Path) -> bytes:
     return bytes(pdf.output())
 
 
-def _check_font(font: Path) -> None:
+def check_font(font: Path) -> None:
     """Returns None for a readable font file; raises :class:`PrintError` otherwise.
     Opened here, not by fpdf2, so a bad file is closed again."""
     try:

@@ -263,8 +263,11 @@ def test_signed_out_unknown_and_unreadable_font(city_app: Flask, make_app: Any, 
     broken = tmp_path / "broken.ttf"
     broken.write_bytes(b"not a font")
     app = make_app(KEY_PASSPHRASE=PASSPHRASE, PRINT_FONT=str(broken))
-    response = signed_in(app, "clerk1").get(f"/certificates/{public_id}/print.pdf")
+    client = signed_in(app, "clerk1")
+    before = len(audit_entries(app))
+    response = client.get(f"/certificates/{public_id}/print.pdf")
     assert response.status_code == 503
+    assert len(audit_entries(app)) == before  # nothing was unsealed
     html = response.get_data(as_text=True)
     assert "印刷用フォントを読み込めません" in html and "Traceback" not in html
 
