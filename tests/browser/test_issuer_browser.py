@@ -74,11 +74,20 @@ def test_clerk_issues_sees_anchored_prints_and_supervisor_revokes(
         cookies = {c["name"]: c["value"] for c in context.cookies()}
         pdf = requests.get(f"{demo.issuer_url}{href}", cookies=cookies, timeout=30)
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-        (shots / "07-print.pdf").write_bytes(pdf.content)
+        (shots / "06-print.pdf").write_bytes(pdf.content)
     else:
         pytest.fail("the certificate page has no print view link")
 
-    # (5) a supervisor revokes it, with a reason
+    # (5) the credential offer for the resident's wallet: QR code and one-time code
+    page.click("text=ウォレットに送る（QRコードを表示）")
+    page.wait_for_selector("#tx-code")
+    assert re.fullmatch(r"\d{3} \d{3}", page.inner_text("#tx-code").strip())
+    qr = page.locator("img.offer-qr")
+    assert qr.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.evaluate("document.querySelector('img.offer-qr').naturalWidth") > 100
+    page.screenshot(path=str(shots / "07-offer.png"), full_page=True)
+
+    # (6) a supervisor revokes it, with a reason
     context.clear_cookies()
     sign_in(page, demo, "kanri")
     page.goto(cert_url)
@@ -89,7 +98,7 @@ def test_clerk_issues_sees_anchored_prints_and_supervisor_revokes(
     assert "取り消し済み" in page.inner_text("#state")
     page.screenshot(path=str(shots / "09-revoked.png"), full_page=True)
 
-    # (6) the English toggle works on the same page
+    # (7) the English toggle works on the same page
     page.click("text=English")
     assert "Revoked" in page.inner_text("#state")
     page.screenshot(path=str(shots / "10-english.png"), full_page=True)
