@@ -3,9 +3,10 @@ stack trace. Unexpected exceptions are logged and shown as a plain 500."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from flask import render_template
+from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ PAGES: dict[int, tuple[str, str, str, str]] = {
         "このページはこの方法では利用できません。",
         "This page cannot be used this way.",
     ),
+    409: (
+        "この操作はできません",
+        "Not possible",
+        "この証明書の状態では、この操作はできません。",
+        "This cannot be done in the certificate's present state.",
+    ),
     413: (
         "送信データが大きすぎます",
         "Request too large",
@@ -50,6 +57,12 @@ PAGES: dict[int, tuple[str, str, str, str]] = {
         "短時間に多くの操作がありました。しばらくしてからもう一度お試しください。",
         "Too many requests in a short time. Please wait and try again.",
     ),
+    503: (
+        "ただいま利用できません",
+        "Service unavailable",
+        "この機能は準備ができていません。システム担当者に連絡してください。",
+        "This service is not ready. Contact the system administrator.",
+    ),
     500: (
         "システムエラー",
         "Internal error",
@@ -60,9 +73,26 @@ PAGES: dict[int, tuple[str, str, str, str]] = {
 }
 
 
+#: Machine-facing paths (wallets, verifiers): their errors are JSON, never a page.
+API_PREFIXES = ("/oid4vci/", "/.well-known/", "/status/", "/vct/")
+_OAUTH_CODES = {400: "invalid_request", 404: "not_found", 405: "invalid_request"}
+
+
 def render_error(error: HTTPException) -> ResponseReturnValue:
     code = error.code or 500
     title_ja, title_en, message_ja, message_en = PAGES.get(code, PAGES[500 if code >= 500 else 400])
+    if request.path.startswith(API_PREFIXES):
+        response = error.get_response()
+        response.set_data(
+            json.dumps(
+                {
+                    "error": _OAUTH_CODES.get(code, "server_error" if code >= 500 else "error"),
+                    "error_description": getattr(error, "en", message_en),
+                }
+            )
+        )
+        response.content_type = "application/json"
+        return response
     context = {
         "code": code,
         "title_ja": title_ja,

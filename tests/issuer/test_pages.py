@@ -23,6 +23,25 @@ def test_404_is_a_friendly_bilingual_page(app):
     assert_friendly(page)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("get", "/oid4vci/token", 405),
+        ("get", "/oid4vci/no-such-endpoint", 404),
+        ("post", "/.well-known/jwt-vc-issuer", 405),
+        ("get", "/status/not-a-number", 404),
+        ("get", "/.well-known/jwt-vc-issuer", 503),  # the issuer is not initialised
+    ],
+)
+def test_machine_facing_paths_answer_errors_in_json(app, method, path, code):
+    response = getattr(app.test_client(), method)(path)
+    assert response.status_code == code
+    assert response.is_json, response.get_data(as_text=True)[:200]
+    body = response.get_json()
+    assert body["error"] and body["error_description"]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
 def test_413_for_an_oversized_request(app):
     client = app.test_client()
     token = csrf_token(client)
