@@ -27,6 +27,7 @@ from credentials.errors import InvalidCredential, NotACredential, ShomeiError, V
 from credentials.keys import SigningKey, jwk_thumbprint
 from issuer import cli as issuer_cli
 from issuer.audit_cli import audit_group
+from verifier import cli as verifier_cli
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
@@ -97,6 +98,7 @@ for _command in anchor_cli.COMMANDS:
     main.add_command(_command)
 main.add_command(issuer_cli.issuer_group)
 main.add_command(audit_group)
+main.add_command(verifier_cli.verifier_group)
 
 
 @main.command()

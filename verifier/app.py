@@ -1,0 +1,198 @@
+"""The standalone verifier service: ``create_app()`` builds the Flask app.
+
+It trusts what the configured chain's registry says (``chain.json`` or the
+``SHOMEI_*`` environment, exactly as ``shomei verify``), plus an optional trust file,
+and keeps nothing of what it verifies. Flask is imported here and in the blueprints
+only; the checklist (:mod:`verifier.policy`) stays pure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask.wrappers import Response
+from werkzeug.exceptions import HTTPException
+
+from . import i18n
+from .ratelimit import RateLimiter
+from .service import InputError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAX_UPLOAD = 5 * 1024 * 1024
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+_log = logging.getLogger("shomei.verifier")
+
+_HTTP_CODES = {
+    400: ("bad_request", "リクエストが不正です", "bad request"),
+    404: ("not_found", "ページが見つかりません", "not found"),
+    405: ("method_not_allowed", "この方法では利用できません", "method not allowed"),
+    413: ("too_large", "データが大きすぎます", "request too large"),
+    415: (
+        "unsupported_media_type",
+        "対応していないデータ形式です",
+        "unsupported content type",
+    ),
+    429: (
+        "rate_limited",
+        "リクエストが多すぎます。しばらく待ってからやり直してください",
+        "too many requests; try again shortly",
+    ),
+}
+_INTERNAL = InputError(
+    "internal",
+    "確認中に問題が発生しました。もう一度お試しください",
+    "something went wrong while checking; please try again",
+    status=500,
+)
+
+
+def defaults() -> dict[str, Any]:
+    """Return the configuration from the environment (``SHOMEI_DATA_DIR``,
+    ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated hosts,
+    ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none)."""
+    return {
+        "DATA_DIR": os.environ.get("SHOMEI_DATA_DIR"),
+        "TRUST_FILE": os.environ.get("SHOMEI_TRUST_FILE") or None,
+        "VERIFIER": None,
+        "EXPLORER_TX_URL": None,
+        "LINK_RELAYS": [
+            h for h in os.environ.get("SHOMEI_LINK_RELAYS", "").split(",") if h.strip()
+        ],
+        "LINK_FETCHER": None,
+        "RATE_LIMIT_PER_MINUTE": int(os.environ.get("SHOMEI_VERIFIER_RATE_LIMIT", "600")),
+        "MAX_CONTENT_LENGTH": MAX_UPLOAD,
+        "CLOCK": time.time,
+    }
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The verifier app, configured from the environment and the data directory, or
+    from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain)."""
+    from . import api, relay, web
+
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app.config.from_mapping(defaults())
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["VERIFIER"] is None:
+        _configure_from_chain(app.config)
+    if app.config["LINK_FETCHER"] is None:
+        app.config["LINK_FETCHER"] = relay.make_fetcher(app.config["LINK_RELAYS"])
+    per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
+    app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    app.before_request(_rate_limit)
+    app.after_request(_headers)
+    app.register_error_handler(InputError, _input_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.context_processor(_template_helpers)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def _configure_from_chain(config: dict[str, Any]) -> None:
+    from anchor.config import ChainConfig, data_dir
+
+    from .config import build_verifier
+
+    chain = ChainConfig.load(data_dir(config["DATA_DIR"]))
+    config["VERIFIER"] = build_verifier(chain=chain, trust_file=config["TRUST_FILE"])
+    if chain is not None and not config["EXPLORER_TX_URL"]:
+        config["EXPLORER_TX_URL"] = chain.explorer_tx_url
+
+
+def lang() -> str:
+    """Return the page language of this request (``?lang=en``, else Japanese)."""
+    return i18n.choose(request.args.get("lang"))
+
+
+def _template_helpers() -> dict[str, Any]:
+    current = lang()
+    return {"lang": current, "t": lambda key: i18n.text(key, current)}
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _rate_limit() -> Response | None:
+    limiter = _limiter()
+    if limiter is None or request.endpoint == "static":
+        return None
+    if limiter.allow(_client(), now=time.monotonic()):
+        return None
+    response = _error_response(InputError("rate_limited", *_HTTP_CODES[429][1:], status=429))
+    response.headers["Retry-After"] = str(limiter.retry_after())
+    return response
+
+
+def _limiter() -> RateLimiter | None:
+    limiter: RateLimiter | None = current_app.extensions["shomei_rate_limiter"]
+    return limiter
+
+
+def _headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Permissions-Policy", "camera=(self)")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if request.endpoint != "static":
+        # Results carry personal data: no browser or proxy may keep them.
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_response(err: InputError) -> Response:
+    if _wants_json():
+        response = jsonify(err.to_json())
+    else:
+        message = err.en if lang() == "en" else err.ja
+        response = Response(render_template("verifier/error.html", message=message))
+    response.status_code = err.status
+    return response
+
+
+def _input_error(err: InputError) -> Response:
+    return _error_response(err)
+
+
+def _http_error(err: HTTPException) -> Response:
+    status = err.code or 500
+    code, ja, en = _HTTP_CODES.get(status, ("http_error", "リクエストを処理できません", "error"))
+    response = _error_response(InputError(code, ja, en, status=status))
+    if status == 405 and err.get_headers():
+        allow = dict(err.get_headers()).get("Allow")
+        if allow:
+            response.headers["Allow"] = allow
+    return response
+
+
+def _unexpected(err: Exception) -> Response:
+    # The type and where, never the message: it could quote what was being verified.
+    _log.error(
+        "unexpected %s in %s %s\n%s",
+        type(err).__name__,
+        request.method,
+        request.path,
+        "".join(traceback.format_tb(err.__traceback__)),
+    )
+    return _error_response(_INTERNAL)

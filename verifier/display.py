@@ -1,0 +1,101 @@
+"""The result page's content from a result document (DESIGN §5), for people.
+
+Claims get the labels of their document type's metadata; dates read in 西暦 and 和暦.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from credentials import doctypes
+
+from .policy import JST
+
+_ICONS = {"pass": "✔", "fail": "✘", "warn": "!", "skip": "–"}
+
+
+def _label(dt: doctypes.DocumentType | None, path: str, lang: str) -> str:
+    if dt is None:
+        return path
+    try:
+        return dt.label(path, lang)
+    except ValueError:
+        return path
+
+
+def _value(value: Any, lang: str) -> str:
+    if isinstance(value, str):
+        try:
+            return doctypes.format_date(value, lang)
+        except ValueError:
+            return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def claim_rows(doc_type: str | None, disclosed: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    """Return ``(label, text)`` rows for the disclosed claims; an object's members and a
+    list's items each get a row of their own (``期間 開始``, ``子 1 生年月日``)."""
+    dt = doctypes.get(doc_type) if doc_type in doctypes.DOCUMENT_TYPES else None
+    rows: list[tuple[str, str]] = []
+
+    def walk(path: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, sub in value.items():
+                walk(f"{path}.{key}", sub)
+        elif isinstance(value, list) and value and any(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                walk(f"{path}[{i}]", item)
+        elif isinstance(value, list):
+            rows.append((_label(dt, path, lang), "、".join(_value(v, lang) for v in value)))
+        else:
+            rows.append((_label(dt, path, lang), _value(value, lang)))
+
+    for name, value in disclosed.items():
+        walk(name, value)
+    return rows
+
+
+def view(doc: dict[str, Any], lang: str, *, explorer_tx_url: str | None) -> dict[str, Any]:
+    """Return what the result template shows: verdict, revoked flag, type title, issuer,
+    claim rows, anchor (with the explorer link when configured) and check rows."""
+    doc_type = doc.get("document_type")
+    checks = doc.get("checks", [])
+    status = next((c for c in checks if c["id"] == "status"), None)
+    revoked = bool(status and status["status"] == "fail" and "取り消し済み" in status["message"])
+    anchor = doc.get("anchor")
+    anchor_view = None
+    if anchor:
+        when = datetime.fromisoformat(anchor["timestamp"]).astimezone(JST)
+        tx = anchor.get("tx") or ""
+        anchor_view = {
+            "block": anchor["block"],
+            "chain_id": anchor["chain_id"],
+            "time": when.strftime("%Y-%m-%d %H:%M:%S JST"),
+            "tx": tx,
+            "tx_url": explorer_tx_url.replace("{tx}", tx) if explorer_tx_url and tx else None,
+        }
+    key = "message_en" if lang == "en" else "message_ja"
+    known = doc_type in doctypes.DOCUMENT_TYPES
+    return {
+        "valid": doc["verdict"] == "valid",
+        "revoked": revoked,
+        "title": doctypes.get(doc_type).title(lang) if known else None,
+        "issuer": doc.get("issuer"),
+        "claims": claim_rows(doc_type, doc.get("disclosed") or {}, lang),
+        "anchor": anchor_view,
+        "checks": [
+            {
+                "id": c["id"],
+                "status": c["status"],
+                "icon": _ICONS[c["status"]],
+                "message": c.get(key, c["message"]),
+            }
+            for c in checks
+        ],
+    }

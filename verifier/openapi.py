@@ -1,0 +1,226 @@
+"""The OpenAPI 3.1 description of the verifier API (``GET /api/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_REF = "#/components/schemas/"
+
+_CHECK = {
+    "type": "object",
+    "required": ["id", "status", "message", "message_ja", "message_en"],
+    "properties": {
+        "id": {
+            "enum": [
+                "format",
+                "signature",
+                "issuer",
+                "disclosures",
+                "anchor",
+                "status",
+                "validity",
+                "holder",
+                "document",
+            ]
+        },
+        "status": {"enum": ["pass", "fail", "warn", "skip"]},
+        "message": {"type": "string", "description": "Japanese / English"},
+        "message_ja": {"type": "string"},
+        "message_en": {"type": "string"},
+    },
+}
+
+_RESULT = {
+    "type": "object",
+    "description": "The verification result (the same document as `shomei verify --json`).",
+    "required": ["verdict", "document_type", "issuer", "disclosed", "anchor", "checks"],
+    "properties": {
+        "verdict": {"enum": ["valid", "invalid"]},
+        "document_type": {"enum": ["juminhyo", "partnership", "contract", None]},
+        "issuer": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["id", "name", "municipality_code"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "municipality_code": {"type": "string"},
+                    },
+                },
+            ]
+        },
+        "disclosed": {"type": "object", "description": "claim name → disclosed value"},
+        "anchor": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["chain_id", "block", "timestamp", "tx"],
+                    "properties": {
+                        "chain_id": {"type": "integer"},
+                        "block": {"type": "integer"},
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "tx": {"type": ["string", "null"]},
+                    },
+                },
+            ]
+        },
+        "checks": {"type": "array", "items": {"$ref": _REF + "Check"}, "minItems": 9},
+    },
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {
+                    "type": "object",
+                    "required": ["ja", "en"],
+                    "properties": {"ja": {"type": "string"}, "en": {"type": "string"}},
+                },
+            },
+        }
+    },
+}
+
+_VERIFY_JSON = {
+    "type": "object",
+    "required": ["presentation"],
+    "properties": {
+        "presentation": {
+            "type": "string",
+            "description": "An SD-JWT VC or presentation, an `SH1:` QR payload or a link.",
+        },
+        "evidence": {
+            "description": "Anchor evidence: the document `shomei receipt` prints, "
+            "or the evidence bytes in base64url.",
+            "oneOf": [{"type": "object"}, {"type": "string"}],
+        },
+        "at": {
+            "type": "string",
+            "description": "Verify as of this ISO 8601 time (without an offset: JST).",
+        },
+        "nonce": {"type": "string", "description": "expected key-binding nonce"},
+        "aud": {"type": "string", "description": "expected key-binding audience"},
+    },
+}
+
+_FILE_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF + "Error"}}},
+    }
+
+
+_ERRORS = {
+    "400": _error("Unusable input: not a credential, unreadable image, no QR code found."),
+    "413": _error("The request or the presentation is too large."),
+    "415": _error("Unsupported content type."),
+    "429": _error("Too many requests from this address; see Retry-After."),
+}
+
+
+def document(*, max_upload: int) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document; ``max_upload`` is the request size limit."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shomei verifier",
+            "version": "1",
+            "description": "Verify Shomei certificates (SD-JWT VC). Nothing is stored. "
+            f"Requests are limited to {max_upload} bytes.",
+        },
+        "paths": {
+            "/api/verify": {
+                "post": {
+                    "summary": "Verify a presentation, QR payload, QR image, PDF or file",
+                    "operationId": "verify",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": _REF + "VerifyRequest"}},
+                            "multipart/form-data": {"schema": _FILE_FORM},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Verified: the verdict may be valid or invalid.",
+                            "content": {"application/json": {"schema": {"$ref": _REF + "Result"}}},
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/scan": {
+                "post": {
+                    "summary": "Look for a QR code in one camera frame and verify it",
+                    "operationId": "scan",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            "multipart/form-data": {"schema": _FILE_FORM},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "No QR code in the frame (`found: false`), or "
+                            "the result for the QR code found, with its text as `payload`.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": _REF + "ScanNotFound"},
+                                            {"$ref": _REF + "ScanFound"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Check": _CHECK,
+                "Result": _RESULT,
+                "Error": _ERROR,
+                "VerifyRequest": _VERIFY_JSON,
+                "ScanNotFound": {
+                    "type": "object",
+                    "required": ["found"],
+                    "properties": {"found": {"const": False}},
+                },
+                "ScanFound": {
+                    "allOf": [
+                        {"$ref": _REF + "Result"},
+                        {
+                            "type": "object",
+                            "required": ["found", "payload"],
+                            "properties": {
+                                "found": {"const": True},
+                                "payload": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+            }
+        },
+    }

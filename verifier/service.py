@@ -1,0 +1,193 @@
+"""What the verifier service does with a request, without the web framework.
+
+The views hand over raw bytes or text; these helpers turn them into a presentation and
+a :class:`~verifier.policy.VerificationResult`, exactly as ``shomei verify`` does, and
+raise :class:`InputError` (with an error code and an HTTP status) for input that is no
+credential at all. Nothing here logs or keeps what it sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from credentials import qr
+from credentials.errors import InvalidCredential, NotACredential, ShomeiError
+
+from . import inputs
+from .inputs import LinkFetcher, Presentation
+from .policy import JST, VerificationResult, Verifier
+
+_PDF_MAGIC = b"%PDF-"
+#: The first page of a PDF is rendered at this scale (about 216 dpi) to find its QR.
+_PDF_SCALE = 3.0
+
+
+class InputError(ShomeiError):
+    """Input the verifier cannot use at all; ``code`` and ``status`` go to the client."""
+
+    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
+        super().__init__(ja, en)
+        self.code = code
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the API's error document ``{"error": {"code", "message": {ja, en}}}``."""
+        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
+
+
+def decode_text(text: str, *, fetch_link: LinkFetcher | None) -> Presentation:
+    """Return the presentation in pasted or scanned text.
+
+    Raises :class:`InputError` for text that is no credential or a link-mode QR without a
+    configured relay, and :class:`InvalidCredential` for a damaged payload (which the
+    caller reports as a failed ``format`` check, as the CLI does).
+    """
+    text = text.strip()
+    kind = qr.classify(text)
+    if kind is None:
+        raise InputError(
+            "not_a_credential",
+            "証明書またはQRコードの内容ではありません",
+            "not a credential or a Shomei QR payload",
+        )
+    if kind == "link" and fetch_link is None:
+        raise InputError(
+            "link_not_configured",
+            "リンク形式のQRコードです。この確認サービスでは中継サーバーが設定されていません",
+            "this is a link-mode QR code; no relay is configured on this verifier",
+        )
+    return inputs.from_text(text, fetch_link=fetch_link)
+
+
+def qr_texts(data: bytes) -> list[str]:
+    """Return the texts of the QR codes in an image or on a PDF's first page (possibly
+    none). Raises :class:`InputError` for an image or PDF that cannot be read."""
+    try:
+        if data.startswith(_PDF_MAGIC):
+            data = _first_page_png(data)
+        return qr.decode_image(data)
+    except ShomeiError as e:
+        raise InputError("unreadable_image", e.ja, e.en) from None
+
+
+def upload_text(data: bytes) -> str:
+    """Return the text an uploaded file carries: the QR code's text for an image or a
+    PDF (the first of ours when a photo holds several codes), else the file as UTF-8.
+    Raises :class:`InputError` for an unreadable image, one without a QR code, and a
+    file that is neither text nor an image."""
+    if inputs.is_image(data) or data.startswith(_PDF_MAGIC):
+        texts = qr_texts(data)
+        if not texts:
+            raise InputError(
+                "no_qr_found",
+                "QRコードを読み取れませんでした",
+                "no QR code could be read",
+            )
+        ours = [t for t in texts if qr.classify(t.strip()) is not None]
+        return (ours or texts)[0]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            "not_a_credential",
+            "テキストでも画像でもないファイルです",
+            "the file is neither text nor an image",
+        ) from None
+
+
+def _first_page_png(pdf: bytes) -> bytes:
+    """Render the first page of a PDF to PNG bytes. Raises :class:`InvalidCredential`
+    for a PDF that cannot be opened or has no page."""
+    import io
+
+    try:
+        import pypdfium2 as pdfium  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise InvalidCredential(
+            "この環境ではPDFを読み込めません", "PDF input is not available here"
+        ) from None
+    try:
+        doc = pdfium.PdfDocument(pdf)
+        try:
+            if len(doc) == 0:
+                raise InvalidCredential("PDFにページがありません", "the PDF has no pages")
+            image = doc[0].render(scale=_PDF_SCALE).to_pil()
+        finally:
+            doc.close()
+    except pdfium.PdfiumError:
+        raise InvalidCredential("PDFを読み込めません", "unreadable PDF") from None
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def parse_at(text: str) -> float:
+    """Return the POSIX time of an ISO 8601 time; without an offset it is JST.
+    Raises :class:`InputError` for anything else."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            "bad_request", f"日時が不正です（{text[:40]}）", "bad time: use ISO 8601"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=JST)).timestamp()
+
+
+def parse_evidence(value: object) -> bytes:
+    """Return anchor evidence bytes from a receipt document (as ``shomei receipt``
+    prints it) or from base64url text. Raises :class:`InputError` otherwise."""
+    try:
+        if isinstance(value, dict):
+            return anchor_evidence.encode_receipt(merkle.Receipt.from_json(value["receipt"]))
+        if isinstance(value, str):
+            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, KeyError, TypeError, binascii.Error, ShomeiError):
+        pass
+    raise InputError(
+        "bad_request",
+        "記録の証明（evidence）が不正です",
+        "malformed evidence: a receipt document or base64url bytes",
+    )
+
+
+def verify_text(
+    verifier: Verifier,
+    text: str,
+    *,
+    now: float,
+    fetch_link: LinkFetcher | None = None,
+    evidence: bytes | None = None,
+    nonce: str | None = None,
+    aud: str | None = None,
+) -> VerificationResult:
+    """Decode ``text`` (see :func:`decode_text`) and verify it at ``now``; ``evidence``
+    replaces the evidence the payload carries.
+
+    A damaged payload becomes a result with a failed ``format`` check (as in ``shomei
+    verify``). Raises :class:`InputError` for text that is no credential at all.
+    """
+    if len(text) > verifier.max_size:
+        raise InputError(
+            "too_large",
+            f"提示データが大きすぎます（上限 {verifier.max_size} 文字）",
+            f"presentation too large (at most {verifier.max_size} characters)",
+            status=413,
+        )
+    try:
+        pres = decode_text(text, fetch_link=fetch_link)
+    except NotACredential as e:
+        raise InputError("not_a_credential", e.ja, e.en) from None
+    except InvalidCredential as e:
+        return VerificationResult.malformed(e)
+    return verifier.verify(
+        pres.text,
+        now=now,
+        nonce=nonce,
+        aud=aud,
+        evidence=evidence if evidence is not None else pres.evidence,
+    )
