@@ -65,6 +65,7 @@ def view(doc: dict[str, Any], lang: str, *, explorer_tx_url: str | None) -> dict
     """Return what the result template shows: verdict, revoked flag, type title, issuer,
     claim rows, anchor (with the explorer link when configured) and check rows."""
     doc_type = doc.get("document_type")
+    doc_type = doc_type if isinstance(doc_type, str) else None
     checks = doc.get("checks", [])
     status = next((c for c in checks if c["id"] == "status"), None)
     revoked = bool(status and status["status"] == "fail" and "取り消し済み" in status["message"])
@@ -81,11 +82,11 @@ def view(doc: dict[str, Any], lang: str, *, explorer_tx_url: str | None) -> dict
             "tx_url": explorer_tx_url.replace("{tx}", tx) if explorer_tx_url and tx else None,
         }
     key = "message_en" if lang == "en" else "message_ja"
-    known = doc_type in doctypes.DOCUMENT_TYPES
+    known = doc_type is not None and doc_type in doctypes.DOCUMENT_TYPES
     return {
         "valid": doc["verdict"] == "valid",
         "revoked": revoked,
-        "title": doctypes.get(doc_type).title(lang) if known else None,
+        "title": doctypes.get(doc_type).title(lang) if known and doc_type else None,
         "issuer": doc.get("issuer"),
         "claims": claim_rows(doc_type, doc.get("disclosed") or {}, lang),
         "anchor": anchor_view,

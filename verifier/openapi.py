@@ -119,6 +119,18 @@ _FILE_FORM = {
 }
 
 
+_EXAMPLES = {
+    "damaged_qr_payload": {
+        "summary": "A damaged QR payload: verdict invalid, the format check fails",
+        "value": {"presentation": "SH1:6BFOXN*TS0BI$ZDFRH"},
+    },
+    "not_a_credential": {
+        "summary": "Text that is no credential at all: 400",
+        "value": {"presentation": "hello"},
+    },
+}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -152,7 +164,10 @@ def document(*, max_upload: int) -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": {"$ref": _REF + "VerifyRequest"}},
+                            "application/json": {
+                                "schema": {"$ref": _REF + "VerifyRequest"},
+                                "examples": _EXAMPLES,
+                            },
                             "multipart/form-data": {"schema": _FILE_FORM},
                         },
                     },

@@ -503,3 +503,79 @@ def test_cli_has_verifier_serve() -> None:
 def test_app_from_the_data_directory_without_a_chain(tmp_path) -> None:
     app = create_app({"DATA_DIR": str(tmp_path), "TESTING": True})
     assert app.config["VERIFIER"] is not None and app.config["EXPLORER_TX_URL"] is None
+
+
+# --------------------------------------------------------------------------- link mode
+
+
+def test_link_mode_through_an_allowed_relay(issuer_key, trust) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    blobs: dict[str, bytes] = {}
+
+    class Relay(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = blobs.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        pres, ev, root = anchored(issuer_key)
+        ref = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r")
+        link = ref.to_url()
+        blobs["/r/" + link.rsplit("/", 1)[1].split("#")[0]] = qr.seal(pres, ref, evidence=ev)
+        app = make_app(Verifier(trust=trust, anchors=Anchors(root)), LINK_RELAYS=["127.0.0.1"])
+        doc = app.test_client().post("/api/verify", json={"presentation": link}).get_json()
+        assert doc["verdict"] == "valid" and statuses(doc)["anchor"] == "pass"
+        missing = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r").to_url()
+        doc = app.test_client().post("/api/verify", json={"presentation": missing}).get_json()
+        assert statuses(doc)["format"] == "fail" and "取得できません" in doc["checks"][0]["message"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- the limiter
+
+
+def test_token_bucket_refills_per_key_and_is_thread_safe() -> None:
+    import threading
+
+    from verifier.ratelimit import RateLimiter
+
+    limiter = RateLimiter(60, max_keys=3)  # one token a second, bursts of 60
+    assert sum(limiter.allow("a", now=0.0) for _ in range(70)) == 60
+    assert not limiter.allow("a", now=0.5)
+    assert limiter.allow("a", now=1.6)
+    assert limiter.allow("b", now=1.6)
+    for key in ("c", "d", "e"):
+        limiter.allow(key, now=2.0)
+    assert len(limiter._buckets) == 3  # the oldest went first
+
+    shared = RateLimiter(100)
+    allowed: list[bool] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        mine = [shared.allow("x", now=10.0) for _ in range(50)]
+        with lock:
+            allowed.extend(mine)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(allowed) == 100
+    with pytest.raises(ValueError):
+        RateLimiter(0)
