@@ -58,7 +58,8 @@ _INTERNAL = InputError(
 def defaults() -> dict[str, Any]:
     """Return the configuration from the environment (``SHOMEI_DATA_DIR``,
     ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated hosts,
-    ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none)."""
+    ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
+    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``)."""
     return {
         "DATA_DIR": os.environ.get("SHOMEI_DATA_DIR"),
         "TRUST_FILE": os.environ.get("SHOMEI_TRUST_FILE") or None,
@@ -69,6 +70,9 @@ def defaults() -> dict[str, Any]:
         ],
         "LINK_FETCHER": None,
         "RATE_LIMIT_PER_MINUTE": int(os.environ.get("SHOMEI_VERIFIER_RATE_LIMIT", "600")),
+        # Behind N reverse proxies, the client address is the Nth from the right of
+        # X-Forwarded-For (the rate limit is per client address).
+        "TRUSTED_PROXIES": int(os.environ.get("SHOMEI_VERIFIER_TRUSTED_PROXIES", "0")),
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
         "CLOCK": time.time,
     }
@@ -87,6 +91,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _configure_from_chain(app.config)
     if app.config["LINK_FETCHER"] is None:
         app.config["LINK_FETCHER"] = relay.make_fetcher(app.config["LINK_RELAYS"])
+    if app.config["TRUSTED_PROXIES"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
     app.json.sort_keys = False  # type: ignore[attr-defined]

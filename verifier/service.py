@@ -145,7 +145,8 @@ def parse_evidence(value: object) -> bytes:
         if isinstance(value, dict):
             return anchor_evidence.encode_receipt(merkle.Receipt.from_json(value["receipt"]))
         if isinstance(value, str):
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            padded = value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4)
+            return base64.b64decode(padded, validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error, ShomeiError):
         pass
     raise InputError(

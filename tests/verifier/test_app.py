@@ -235,8 +235,9 @@ def test_evidence_field_as_base64url(issuer_key, trust) -> None:
     client = make_app(Verifier(trust=trust, anchors=Anchors(root))).test_client()
     body = {"presentation": pres, "evidence": base64.urlsafe_b64encode(ev).decode().rstrip("=")}
     assert statuses(client.post("/api/verify", json=body).get_json())["anchor"] == "pass"
-    bad = client.post("/api/verify", json={"presentation": pres, "evidence": 5})
-    assert bad.status_code == 400
+    for bad in (5, "!!!", {"receipt": "x"}, {}):
+        r = client.post("/api/verify", json={"presentation": pres, "evidence": bad})
+        assert r.status_code == 400, bad
 
 
 def test_at_verifies_as_of_another_time(client, issuer_key) -> None:
@@ -346,6 +347,17 @@ def test_rate_limit_is_429_with_retry_after(trust) -> None:
         "/api/verify", json={"presentation": "x"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
     )
     assert other.status_code == 400
+
+
+def test_rate_limit_behind_a_trusted_proxy_is_per_forwarded_address(trust) -> None:
+    app = make_app(Verifier(trust=trust), RATE_LIMIT_PER_MINUTE=1, TRUSTED_PROXIES=1)
+    client = app.test_client()
+
+    def post(forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        return int(client.post("/api/verify", json={}, headers=headers).status_code)
+
+    assert [post("192.0.2.1"), post("192.0.2.1"), post("192.0.2.2")] == [400, 429, 400]
 
 
 def test_unknown_path_and_method_are_json_errors(client) -> None:
