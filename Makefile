@@ -35,6 +35,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/anchor.py
 	$(BIN)/python bench/issuer_http.py
+	$(BIN)/python bench/verifier_http.py
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

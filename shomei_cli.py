@@ -397,16 +397,28 @@ def _read_input(source: str | None, image_path: str | None) -> bytes:
     help="the issuer service's port",
 )
 @click.option(
+    "--verifier-port",
+    type=click.IntRange(1, 65535),
+    help="the verifier's port (default: the issuer's + 100)",
+)
+@click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
     help="bind address of the services (0.0.0.0 to reach them from a phone on the LAN)",
 )
 @click.option("--serve/--no-serve", default=True, help="serve the services after the checks")
-def demo(data_dir: str | None, port: int | None, serve_port: int, host: str, serve: bool) -> None:
+def demo(
+    data_dir: str | None,
+    port: int | None,
+    serve_port: int,
+    verifier_port: int | None,
+    host: str,
+    serve: bool,
+) -> None:
     """Start a local chain, issue and anchor one credential of each type, present a
     住民票 as a QR code with its anchor evidence and verify it; then serve the issuer
-    service (with its anchoring worker) until Ctrl-C."""
+    service (with its anchoring worker) and the verifier until Ctrl-C."""
     from shomei_demo import run_demo  # the demo alone needs the node tooling
     from shomei_demo import serve as serve_services
 
@@ -414,7 +426,7 @@ def demo(data_dir: str | None, port: int | None, serve_port: int, host: str, ser
     try:
         run_demo(directory, port=port, describe=_describe, serve_port=serve_port)
         if serve:
-            serve_services(directory, host=host, port=serve_port)
+            serve_services(directory, host=host, port=serve_port, verifier_port=verifier_port)
     except ShomeiError as e:
         _fail(e)
     except OSError as e:  # the port is taken

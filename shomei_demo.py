@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -275,10 +276,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(data: Path, *, host: str, port: int) -> None:
-    """Serve the issuer service for clerks with its anchoring worker until Ctrl-C."""
+def serve(data: Path, *, host: str, port: int, verifier_port: int | None = None) -> None:
+    """Serve the issuer service for clerks (with its anchoring worker) and the
+    standalone verifier for companies until Ctrl-C."""
+    from werkzeug.serving import make_server
+
     from issuer import create_app, worker
     from issuer import db as db_module
+    from verifier.app import create_app as create_verifier
 
     app = create_app(
         {
@@ -288,9 +293,14 @@ def serve(data: Path, *, host: str, port: int) -> None:
             "ANCHOR_INTERVAL_SECONDS": 3.0,  # a short batch interval: the demo is small
         }
     )
+    # The verifier trusts only the chain's registry (data/chain.json), as in production.
+    checker = make_server(host, verifier_port or port + 100, create_verifier({"DATA_DIR": data}),
+                          threaded=True)  # fmt: skip
+    threading.Thread(target=checker.serve_forever, name="verifier", daemon=True).start()
     running = worker.build(app.config, db_module.engine_of(app)).start()
     settings = issuer_keys.load(data, PASSPHRASE).settings
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
     echo = click.echo
     echo("\n職員用の画面 / issuer service for clerks:")
     echo(f"  {base}/")
@@ -299,8 +309,12 @@ def serve(data: Path, *, host: str, port: int) -> None:
         echo(f"  サインイン / sign in: {username} / {DEMO_PASSWORD}   （{display_name}, {what}）")
     echo(f"  発行者ID / issuer id: {settings.issuer_id}")
     echo("  証明書は数秒でブロックチェーンに記録されます / certificates anchor within seconds")
+    echo("\n検証用の画面 / verifier for companies (no account):")
+    echo(f"  http://{shown}:{checker.server_port}/")
+    echo(f"  QRコードの画像で試す / try it with: {data / 'demo' / 'juminhyo-qr.png'}")
     echo("止めるには Ctrl-C / stop with Ctrl-C\n")
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
     finally:
         running.stop()
+        checker.shutdown()
