@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -48,7 +49,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[Any]:
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)")
     try:
@@ -56,15 +57,21 @@ def browser() -> Iterator[object]:
     except ImportError:
         _missing("playwright is not installed (pip install -e .[dev])")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
 
 
 @dataclass(frozen=True)
 class Demo:
     data_dir: Path
     issuer_url: str
+    verifier_url: str
     log: Path
 
 
@@ -75,11 +82,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         _missing("node_modules missing: run `npm ci`")
     data = tmp_path_factory.mktemp("demo-data")
     log = data / "demo.log"
-    serve_port = free_port()
+    serve_port, verifier_port = free_port(), free_port()
     env = dict(os.environ, SHOMEI_DATA_DIR=str(data))
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*SHOMEI, "demo", "--port", str(free_port()), "--serve-port", str(serve_port)],
+            [
+                *(*SHOMEI, "demo", "--port", str(free_port())),
+                *("--serve-port", str(serve_port), "--verifier-port", str(verifier_port)),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -88,7 +98,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     url = f"http://127.0.0.1:{serve_port}"
     try:
         _wait_for(f"{url}/auth/login", proc, log, timeout=180)
-        yield Demo(data_dir=data, issuer_url=url, log=log)
+        verifier = f"http://127.0.0.1:{verifier_port}"
+        _wait_for(f"{verifier}/", proc, log, timeout=30)
+        yield Demo(data_dir=data, issuer_url=url, verifier_url=verifier, log=log)
     finally:
         proc.terminate()
         try:
