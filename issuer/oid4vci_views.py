@@ -54,6 +54,23 @@ RETRY_AFTER = 10  # seconds: about one batch interval
 _COOKIE_KEY = "oid4vci_offer"
 
 
+# ------------------------------------------------------------------ CORS
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """Let a wallet served from another origin (a PWA) call the wallet API. The
+    endpoints authenticate by Bearer token or code, never by cookie, so any origin
+    may read their answers; a preflight may send ``Authorization`` and JSON."""
+    if request.path.startswith(("/oid4vci/", "/.well-known/")):
+        headers = response.headers
+        headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Expose-Headers"] = "Retry-After, WWW-Authenticate"
+        if request.method == "OPTIONS":
+            headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 # ------------------------------------------------------------------ helpers
 def _public(document: dict[str, Any]) -> Response:
     response = jsonify(document)
