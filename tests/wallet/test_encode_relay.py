@@ -1,0 +1,215 @@
+"""The wallet server's stateless QR encoder and its relay, through Flask's test client:
+embedded and too-large presentations, evidence as the issuer sends it, and a relay that
+hands a sealed blob out once, expires it, and refuses oversized or reused ids."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from credentials import doctypes, qr, sdjwt
+from credentials.keys import SigningKey
+from wallet_demo import encode, relay
+
+ISS = "https://city.example"
+NOW = int(time.time())
+
+
+def make_app(**config: Any) -> Flask:
+    """The wallet app when it exists, else a bare app with these two blueprints."""
+    try:
+        from wallet_demo.app import create_app
+    except ImportError:
+        app = Flask(__name__)
+        app.config.update(config)
+        app.register_blueprint(encode.bp)
+        app.register_blueprint(relay.bp)
+        return app
+    return create_app({"TESTING": True, **config})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(clock: Clock) -> FlaskClient:
+    return make_app(TESTING=True, RELAY_TTL_SECONDS=600, RELAY_CLOCK=clock).test_client()
+
+
+def credential(key: SigningKey, doc: str = "juminhyo") -> str:
+    dt = doctypes.get(doc)
+    return sdjwt.issue(
+        doctypes.sample(doc),
+        key=key,
+        issuer=ISS,
+        vct=dt.vct_for(ISS),
+        iat=NOW,
+        exp=NOW + 86400,
+        always_plain=dt.never_disclosable,
+    ).sd_jwt
+
+
+def evidence_document(cred: str) -> dict[str, Any]:
+    """What the issuer's ``GET /oid4vci/evidence/<leaf>`` answers."""
+    leaves = [merkle.leaf_hash(cred.split("~")[0]), merkle.leaf_hash("eyJ.other.x")]
+    receipt = merkle.build(leaves).receipt(7, 0)
+    return {
+        "receipt": receipt.to_json(),
+        "root": "0x" + "00" * 32,
+        "chain_id": 31337,
+        "registry_address": None,
+        "block": 4,
+        "timestamp": 1,
+        "tx": "0x" + "ab" * 32,
+    }
+
+
+def b64u_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def test_small_presentation_is_embedded_with_the_receipt(client, issuer_key) -> None:
+    cred = credential(issuer_key)
+    pres = sdjwt.present(cred, disclose=["family_name", "given_name", "address"])
+    doc = evidence_document(cred)
+    r = client.post("/api/encode", json={"presentation": pres, "evidence": doc})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["mode"] == "embedded" and body["payload"].startswith("SH1:")
+    assert body["version"] == qr.qr_version(body["payload"]) <= 25
+    decoded = qr.decode_embedded(body["payload"])
+    assert decoded.presentation == pres
+    want = anchor_evidence.encode_receipt(merkle.Receipt.from_json(doc["receipt"]))
+    assert decoded.evidence == want
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_without_evidence(client, issuer_key) -> None:
+    pres = sdjwt.present(credential(issuer_key), disclose=["birthdate"])
+    body = client.post("/api/encode", json={"presentation": pres, "evidence": None}).get_json()
+    assert body["mode"] == "embedded"
+    assert qr.decode_embedded(body["payload"]).evidence is None
+
+
+def test_too_large_gives_the_container_for_link_mode(client, issuer_key, monkeypatch) -> None:
+    cred = credential(issuer_key, "partnership")
+    pres = sdjwt.present(cred, disclose=sdjwt.claim_names(cred))
+    monkeypatch.setattr(encode, "MAX_EMBEDDED_VERSION", 1)
+    body = client.post(
+        "/api/encode", json={"presentation": pres, "evidence": evidence_document(cred)}
+    ).get_json()
+    assert body["mode"] == "too_large" and "=" not in body["container"]
+    payload = qr.decode_container(b64u_decode(body["container"]))
+    assert payload.presentation == pres and payload.evidence is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"presentation": 5}',
+        b'{"presentation": "hello"}',
+        b'{"presentation": ""}',
+        b'{"presentation": "eyJ.eyJ.x~", "evidence": {"receipt": "x"}}',
+        b'{"presentation": "eyJ.eyJ.x~", "evidence": 7}',
+        b'{"presentation": "eyJ.eyJ.x~", "evidence": []}',
+        b'{"presentation": "eyJ.eyJ.x~", "evidence": {}}',
+        b"\xff\xfe\x00",
+    ],
+)
+def test_garbage_is_a_400_json_error(client, body: bytes) -> None:
+    r = client.post("/api/encode", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.get_json()["error"]["code"] in ("bad_request", "bad_evidence")
+
+
+def test_encode_limits_the_body(client) -> None:
+    r = client.post(
+        "/api/encode",
+        data=b'{"presentation": "' + b"a" * (65 * 1024) + b'"}',
+        content_type="application/json",
+    )
+    assert r.status_code == 413
+
+
+# --------------------------------------------------------------------------- relay
+
+
+def sealed(issuer_key: SigningKey) -> tuple[qr.LinkRef, bytes, str]:
+    ref = qr.LinkRef.new("http://127.0.0.1:5000/relay")
+    pres = sdjwt.present(credential(issuer_key), disclose=["address"])
+    return ref, qr.seal(pres, ref), pres
+
+
+def blob_path(ref: qr.LinkRef) -> str:
+    return "/relay/" + ref.to_url().rpartition("/")[2].partition("#")[0]
+
+
+def test_relay_hands_the_blob_out_once(client, issuer_key) -> None:
+    ref, blob, pres = sealed(issuer_key)
+    path = blob_path(ref)
+    r = client.put(path, data=blob, content_type="application/octet-stream")
+    assert r.status_code == 201
+    got = client.get(path)
+    assert got.status_code == 200
+    assert got.headers["Cache-Control"] == "no-store"
+    assert got.headers["Access-Control-Allow-Origin"] == "*"
+    assert qr.open_sealed(got.data, ref).presentation == pres
+    assert client.get(path).status_code == 404
+
+
+def test_relay_refuses_a_used_id(client, issuer_key) -> None:
+    ref, blob, _ = sealed(issuer_key)
+    path = blob_path(ref)
+    assert client.put(path, data=blob).status_code == 201
+    assert client.put(path, data=blob).status_code == 409
+    client.get(path)
+    assert client.put(path, data=blob).status_code == 409
+
+
+def test_relay_blobs_expire(client, clock, issuer_key) -> None:
+    ref, blob, _ = sealed(issuer_key)
+    path = blob_path(ref)
+    assert client.put(path, data=blob).status_code == 201
+    clock.now += 601
+    assert client.get(path).status_code == 404
+
+
+def test_relay_refuses_oversized_and_bad_ids(client) -> None:
+    good = "A" * 26
+    assert client.put("/relay/" + good, data=os.urandom(64 * 1024 + 1)).status_code == 413
+    assert client.put("/relay/" + good, data=b"short").status_code == 400
+    for bad in ("a" * 26, "A" * 25, "A" * 27, "AAAAAAAAAAAAAAAAAAAAAAAAA1", "..%2F"):
+        assert client.put("/relay/" + bad, data=os.urandom(100)).status_code in (400, 404)
+        assert client.get("/relay/" + bad).status_code == 404
+    assert client.get("/relay/" + good).status_code == 404
+
+
+def test_relay_is_bounded() -> None:
+    store = relay.BlobStore(max_blobs=2, clock=lambda: 0.0)
+    store.put("A" * 26, b"x")
+    store.put("B" * 26, b"x")
+    with pytest.raises(relay.RelayFull):
+        store.put("C" * 26, b"x")
