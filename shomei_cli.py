@@ -31,6 +31,7 @@ from verifier import cli as verifier_cli
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
+from wallet_demo import cli as wallet_cli
 
 PASSPHRASE_ENV = "SHOMEI_KEY_PASSPHRASE"
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
@@ -99,6 +100,7 @@ for _command in anchor_cli.COMMANDS:
 main.add_command(issuer_cli.issuer_group)
 main.add_command(audit_group)
 main.add_command(verifier_cli.verifier_group)
+main.add_command(wallet_cli.wallet_group)
 
 
 @main.command()

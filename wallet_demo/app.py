@@ -1,0 +1,184 @@
+"""The resident's wallet: ``create_app()`` builds the Flask app that serves the PWA.
+
+The server only hands out the app shell (page, scripts, styles, manifest, service
+worker, icons) and decodes camera frames (``POST /api/scan``). Certificates, keys and
+anchor evidence live in the phone's browser (IndexedDB); the wallet talks to the
+issuer directly. Nothing a resident scans is stored or logged here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from credentials import qr
+from credentials.errors import ShomeiError
+
+from . import encode, icons, relay
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATES = ROOT.parent / "templates"
+STATIC = ROOT / "static"
+MAX_FRAME = 4 * 1024 * 1024  # one camera frame, JPEG or PNG
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self' http://127.0.0.1:* http://localhost:* https:; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'"
+)
+NAME = "証明書ウォレット"
+_log = logging.getLogger("shomei.wallet")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``)."""
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_FRAME)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["wallet_icons"] = icons.render_all()
+    app.extensions["wallet_shell"] = _shell()
+    app.after_request(_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+    app.add_url_rule("/", "index", index)
+    app.add_url_rule("/manifest.webmanifest", "manifest", manifest)
+    app.add_url_rule("/sw.js", "service_worker", service_worker)
+    app.add_url_rule("/icons/icon-<int:size>.png", "icon", icon)
+    app.add_url_rule("/api/scan", "scan", scan, methods=["POST"])
+    app.register_blueprint(encode.bp)
+    app.register_blueprint(relay.bp)
+    return app
+
+
+def _shell() -> dict[str, Any]:
+    """What the service worker caches, and a version that changes with any of it."""
+    files = sorted(p for p in STATIC.rglob("*") if p.is_file() and p.name != "sw.js")
+    digest = hashlib.sha256()
+    for path in [*files, STATIC / "sw.js", TEMPLATES / "wallet" / "index.html"]:
+        digest.update(path.read_bytes())
+    urls = ["/", "/manifest.webmanifest", *(f"/icons/icon-{s}.png" for s in icons.SIZES)]
+    urls += ["/static/" + p.relative_to(STATIC).as_posix() for p in files]
+    return {"version": digest.hexdigest()[:16], "urls": urls}
+
+
+# ------------------------------------------------------------------ views
+def index() -> str:
+    return render_template("wallet/index.html", name=NAME)
+
+
+def manifest() -> Response:
+    document = {
+        "name": NAME,
+        "short_name": "ウォレット",
+        "description": "市が発行した証明書をこの端末に保管し、必要な項目だけを提示します",
+        "lang": "ja",
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#ffffff",
+        "theme_color": "#173f7a",
+        "icons": [
+            {
+                "src": f"/icons/icon-{s}.png",
+                "sizes": f"{s}x{s}",
+                "type": "image/png",
+                "purpose": "any maskable",
+            }
+            for s in icons.SIZES
+        ],
+    }
+    body = json.dumps(document, ensure_ascii=False, indent=1)
+    return Response(body, mimetype="application/manifest+json")
+
+
+def service_worker() -> Response:
+    shell = _extension("wallet_shell")
+    source = (STATIC / "sw.js").read_text(encoding="utf-8")
+    source = source.replace('"__SHELL_VERSION__"', json.dumps(shell["version"]))
+    source = source.replace('["__SHELL_URLS__"]', json.dumps(shell["urls"]))
+    response = Response(source, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+def icon(size: int) -> Response:
+    png = _extension("wallet_icons").get(size)
+    if png is None:
+        return _json_error(404, "not_found", "見つかりません", "not found")
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def scan() -> Response:
+    """One camera frame (the raw body, or the ``frame`` file of a form) → the text of
+    the first QR code in it. Nothing is kept."""
+    upload = request.files.get("frame")
+    data = upload.read() if upload is not None else request.get_data(cache=False)
+    if not data:
+        return _json_error(400, "no_image", "画像がありません", "no image was sent")
+    try:
+        found = qr.decode_image(data)
+    except ShomeiError:
+        return _json_error(400, "not_an_image", "画像を読み込めません", "unreadable image")
+    if not found:
+        return jsonify(found=False)
+    return jsonify(found=True, text=found[0])
+
+
+# ------------------------------------------------------------------ helpers
+def _extension(name: str) -> Any:
+
+    return current_app.extensions[name]
+
+
+def _json_error(status: int, code: str, ja: str, en: str) -> Response:
+    response = jsonify(error=code, message=ja, message_en=en)
+    response.status_code = status
+    return response
+
+
+def _headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Permissions-Policy", "camera=(self)")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith(("/api/", "/relay/")):
+        headers["Cache-Control"] = "no-store"  # a frame's text may be personal
+    else:
+        headers.setdefault("Cache-Control", "no-cache")  # the service worker keeps copies
+    return response
+
+
+def _http_error(err: HTTPException) -> Response:
+    status = err.code or 500
+    if status == 413:
+        return _json_error(413, "too_large", "画像が大きすぎます", "image too large")
+    if status == 405:
+        return _json_error(
+            405, "method_not_allowed", "この方法では使えません", "method not allowed"
+        )
+    return _json_error(
+        status,
+        "not_found" if status == 404 else "bad_request",
+        "見つかりません" if status == 404 else "リクエストが不正です",
+        "not found" if status == 404 else "bad request",
+    )
+
+
+def _unexpected(err: Exception) -> Response:
+    # The type only, never the message or the body: a frame may show personal data.
+    _log.error("unexpected %s in %s %s", type(err).__name__, request.method, request.path)
+    return _json_error(500, "internal", "問題が発生しました", "something went wrong")

@@ -1,0 +1,1 @@
+// The presentation side of the wallet (choose claims, QR code, relay) goes here.

@@ -1,0 +1,94 @@
+// SD-JWT (RFC 9901) on the holder's side: read a credential and make a presentation.
+// The issuer makes every personal claim a top-level disclosure (credentials/sdjwt.py
+// issue(): nested values such as `children` travel whole inside their disclosure), so
+// only top-level object-property disclosures are chosen here.
+import { b64u, b64uDecode, signJwt, utf8 } from "./keys.js";
+import { sha256 } from "./sha256.js";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function ascii(text) {
+  if (!/^[\x21-\x7e]*$/.test(text)) throw new Error("not an SD-JWT (non-ASCII characters)");
+  return utf8(text);
+}
+
+/** base64url SHA-256 of an ASCII string (a disclosure, a presentation). */
+export function digest(text) {
+  return b64u(sha256(ascii(text)));
+}
+
+function decodeJson(part, what) {
+  try {
+    return JSON.parse(decoder.decode(b64uDecode(part)));
+  } catch {
+    throw new Error(`not an SD-JWT (${what} is not base64url JSON)`);
+  }
+}
+
+/**
+ * Split `JWT~D1~…~Dn~[KB-JWT]` without verifying anything:
+ * `{jwt, header, payload, disclosures: [{raw, digest, name, value}], kbJwt}`
+ * (`name` is null for an array-element disclosure). Throws Error when malformed.
+ */
+export function parse(sdJwt) {
+  const text = String(sdJwt).trim();
+  const parts = text.split("~");
+  if (parts.length < 2) throw new Error("not an SD-JWT (no '~' separator)");
+  const jwt = parts[0];
+  const pieces = jwt.split(".");
+  if (pieces.length !== 3) throw new Error("not an SD-JWT (the JWT is not a compact JWS)");
+  const header = decodeJson(pieces[0], "the header");
+  const payload = decodeJson(pieces[1], "the payload");
+  const kb = parts[parts.length - 1];
+  const disclosures = parts.slice(1, -1).map((raw) => {
+    if (!raw) throw new Error("not an SD-JWT (an empty disclosure)");
+    const decoded = decodeJson(raw, "a disclosure");
+    if (!Array.isArray(decoded) || (decoded.length !== 2 && decoded.length !== 3)) {
+      throw new Error("not an SD-JWT (a disclosure is not an array of 2 or 3)");
+    }
+    const named = decoded.length === 3;
+    return {
+      raw,
+      digest: digest(raw),
+      name: named ? decoded[1] : null,
+      value: named ? decoded[2] : decoded[1],
+    };
+  });
+  return { jwt, header, payload, disclosures, kbJwt: kb || null };
+}
+
+/** The names of the disclosures the issuer-signed payload references at the top level. */
+export function claimNames(sdJwt) {
+  const { payload, disclosures } = parse(sdJwt);
+  const listed = new Set(Array.isArray(payload._sd) ? payload._sd : []);
+  return disclosures.filter((d) => d.name !== null && listed.has(d.digest)).map((d) => d.name);
+}
+
+/**
+ * The presentation of `record.sdJwt` revealing only the claims in `names` (in the
+ * credential's order), ending in `~`; with `kb = {nonce, aud[, iat]}` followed by a
+ * key-binding JWT signed with `record.keyId` whose sd_hash covers everything up to
+ * and including the last `~` (as credentials/sdjwt.py computes it). Rejects with an
+ * Error for a name the credential does not have.
+ */
+export async function present(record, names, kb) {
+  const { jwt, payload, disclosures } = parse(record.sdJwt);
+  const listed = new Set(Array.isArray(payload._sd) ? payload._sd : []);
+  const top = disclosures.filter((d) => d.name !== null && listed.has(d.digest));
+  const available = new Set(top.map((d) => d.name));
+  const missing = [...names].filter((n) => !available.has(n));
+  if (missing.length) {
+    throw new Error(`この証明書にない項目です / not in this credential: ${missing.join(", ")}`);
+  }
+  const wanted = new Set(names);
+  const chosen = top.filter((d) => wanted.has(d.name)).map((d) => d.raw);
+  const text = [jwt, ...chosen].join("~") + "~";
+  if (!kb) return text;
+  if (typeof kb.nonce !== "string" || typeof kb.aud !== "string") {
+    throw new Error("a key-binding JWT needs nonce and aud");
+  }
+  if (!record.keyId) throw new Error("this credential has no holder key");
+  const iat = Number.isInteger(kb.iat) ? kb.iat : Math.floor(Date.now() / 1000);
+  const kbPayload = { iat, aud: kb.aud, nonce: kb.nonce, sd_hash: digest(text) };
+  return text + (await signJwt(record.keyId, { alg: "ES256", typ: "kb+jwt" }, kbPayload));
+}
