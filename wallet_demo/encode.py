@@ -49,16 +49,16 @@ def evidence_bytes(document: Any) -> bytes | None:
         raise EncodeError("evidence is not the issuer's evidence document") from None
 
 
-def encode(presentation: str, evidence: bytes | None) -> dict[str, Any]:
+def encode(presentation: str, evidence: bytes | None, *, link: bool = False) -> dict[str, Any]:
     """``{"mode": "embedded", "payload", "version"}`` when the QR fits version 25 at
-    level M, else ``{"mode": "too_large", "container"}`` (base64url, unpadded) for the
-    wallet to seal and put on a relay."""
+    level M, else (or with ``link``) ``{"mode": "too_large", "container"}`` (base64url,
+    unpadded) for the wallet to seal and put on a relay."""
     payload = qr.encode_embedded(presentation, evidence)
     try:
         version = qr.qr_version(payload)
     except ValueError:
         version = None
-    if version is not None and version <= MAX_EMBEDDED_VERSION:
+    if not link and version is not None and version <= MAX_EMBEDDED_VERSION:
         return {"mode": "embedded", "payload": payload, "version": version}
     container = qr.encode_container(presentation, evidence)
     text = base64.urlsafe_b64encode(container).decode("ascii").rstrip("=")
@@ -86,7 +86,9 @@ def encode_view() -> Response:
     ):
         return _error("bad_request", "presentation must be an SD-JWT string")
     try:
-        result = encode(presentation, evidence_bytes(body.get("evidence")))
+        # ?container=1: the resident chose a link-mode QR code (or a test forces one)
+        link = request.args.get("container") == "1"
+        result = encode(presentation, evidence_bytes(body.get("evidence")), link=link)
     except EncodeError as e:
         return _error("bad_evidence", str(e))
     response = jsonify(result)

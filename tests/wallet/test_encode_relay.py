@@ -213,3 +213,10 @@ def test_relay_is_bounded() -> None:
     store.put("B" * 26, b"x")
     with pytest.raises(relay.RelayFull):
         store.put("C" * 26, b"x")
+
+
+def test_container_on_request(client, issuer_key) -> None:
+    pres = sdjwt.present(credential(issuer_key), disclose=["birthdate"])
+    body = client.post("/api/encode?container=1", json={"presentation": pres}).get_json()
+    assert body["mode"] == "too_large"
+    assert qr.decode_container(b64u_decode(body["container"])).presentation == pres
