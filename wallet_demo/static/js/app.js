@@ -1,0 +1,301 @@
+// The wallet's page: views (証明書 list, details, 受け取る), preferences, the camera,
+// the service worker, and keeping statuses and anchor evidence up to date.
+import { initPreferences, lang, setLang, setLarge, t } from "./i18n.js";
+import { renderDetail, renderList, refreshRecord } from "./list.js";
+import { title } from "./labels.js";
+import { ReceiveError, describeOffer, issuerMetadata, parseOffer, receiveCredential } from "./receive.js";
+import { deleteCredential, getCredential, listCredentials } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+const SCAN_INTERVAL = 300;
+const EVIDENCE_POLL = 4000;
+const state = { view: "list", detailId: null, offer: null, camera: null, poll: null };
+
+function show(el, visible) {
+  el.hidden = !visible;
+}
+
+function showView(name) {
+  state.view = name;
+  for (const view of ["list", "detail", "receive"]) show($(`${view}-view`), view === name);
+  $("tab-list").toggleAttribute("aria-current", name !== "receive");
+  $("tab-receive").toggleAttribute("aria-current", name === "receive");
+  if (name === "list") $("tab-list").setAttribute("aria-current", "page");
+  if (name === "receive") $("tab-receive").setAttribute("aria-current", "page");
+  if (name !== "receive") stopCamera();
+  window.scrollTo(0, 0);
+}
+
+// ------------------------------------------------------------------ list and details
+async function showList() {
+  showView("list");
+  await drawList();
+  refreshAll();
+}
+
+async function drawList() {
+  const records = await listCredentials();
+  show($("list-empty"), records.length === 0);
+  renderList($("cert-list"), records, showDetail);
+  return records;
+}
+
+async function showDetail(id) {
+  const record = await getCredential(id);
+  if (!record) return showList();
+  state.detailId = id;
+  show($("delete-confirm"), false);
+  renderDetail(record, { title: $("detail-title"), summary: $("detail-summary"), claims: $("detail-claims") });
+  showView("detail");
+}
+
+async function refreshAll() {
+  if (!navigator.onLine) return;
+  const records = await listCredentials();
+  await Promise.all(records.map((r) => refreshRecord(r).catch(() => r)));
+  if (state.view === "list") await drawList();
+  if (state.view === "detail" && state.detailId) {
+    const record = await getCredential(state.detailId);
+    if (record) {
+      renderDetail(record, { title: $("detail-title"), summary: $("detail-summary"), claims: $("detail-claims") });
+    }
+  }
+  schedulePoll(records);
+}
+
+function schedulePoll(records) {
+  clearTimeout(state.poll);
+  state.poll = null;
+  // Until every certificate's batch is on chain, ask again every few seconds.
+  if (records.some((r) => !r.evidence)) {
+    state.poll = setTimeout(async () => {
+      state.poll = null;
+      if (document.visibilityState === "visible") await refreshAll();
+      else schedulePoll(await listCredentials());
+    }, EVIDENCE_POLL);
+  }
+}
+
+// ------------------------------------------------------------------ receiving
+function receiveMessage(text, isError) {
+  const box = isError ? $("receive-error") : $("receive-progress");
+  box.textContent = text;
+  show(box, Boolean(text));
+  if (isError) show($("receive-progress"), false);
+}
+
+function resetReceive() {
+  state.offer = null;
+  $("tx-code").value = "";
+  $("offer-text").value = "";
+  show($("offer-step"), true);
+  show($("code-step"), false);
+  receiveMessage("", false);
+  receiveMessage("", true);
+}
+
+async function takeOffer(text) {
+  receiveMessage("", true);
+  let offer;
+  try {
+    offer = parseOffer(text);
+  } catch (e) {
+    receiveMessage(e instanceof ReceiveError ? t(e.ja, e.en) : String(e), true);
+    return;
+  }
+  stopCamera();
+  showView("receive");
+  state.offer = offer;
+  $("offer-issuer").textContent = offer.credential_issuer;
+  $("offer-type").textContent = title(offer.credential_configuration_ids[0], lang());
+  show($("offer-step"), false);
+  show($("code-step"), true);
+  $("tx-code").focus();
+  try {
+    const about = describeOffer(offer, await issuerMetadata(offer.credential_issuer));
+    $("offer-issuer").textContent = about.issuerName;
+  } catch {
+    // shown by the receive step if the issuer stays unreachable
+  }
+}
+
+const STEPS = {
+  metadata: ["発行元に接続しています…", "Contacting the issuer…"],
+  token: ["確認番号を確かめています…", "Checking the code…"],
+  key: ["この端末の鍵を作っています…", "Making this phone's key…"],
+  credential: ["証明書を受け取っています…", "Receiving the certificate…"],
+  saved: ["保存しました", "Saved"],
+};
+
+function normaliseCode(text) {
+  return text.replace(/[０-９]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0)).replace(/\D/g, "");
+}
+
+async function submitCode(event) {
+  event.preventDefault();
+  if (!state.offer) return;
+  const code = normaliseCode($("tx-code").value);
+  const length = (state.offer.txCode && state.offer.txCode.length) || 6;
+  if (code.length !== length) {
+    receiveMessage(t(`確認番号は${length}桁の数字です`, `the code has ${length} digits`), true);
+    return;
+  }
+  receiveMessage("", true);
+  $("receive-submit").disabled = true;
+  try {
+    const record = await receiveCredential(state.offer, code, {
+      onStep: (step) => receiveMessage(t(...STEPS[step]), false),
+    });
+    resetReceive();
+    await refreshRecord(record, { force: true }).catch(() => record);
+    await showList();
+  } catch (e) {
+    const known = e instanceof ReceiveError;
+    receiveMessage(known ? t(e.ja, e.en) : t("受け取れませんでした。もう一度お試しください", "Could not receive it; please try again"), true);
+    if (known && e.kind === "wrong_code") {
+      $("tx-code").select();
+    } else if (known && ["used", "expired", "not_valid", "offer"].includes(e.kind)) {
+      show($("code-step"), false);
+      show($("offer-step"), true);
+      state.offer = null;
+    }
+    if (!known) console.error(e);
+  } finally {
+    $("receive-submit").disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ camera
+async function startCamera() {
+  receiveMessage("", true);
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    receiveMessage(t("この端末ではカメラを使えません。リンクを貼り付けてください", "No camera here: paste the link instead"), true);
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  } catch {
+    receiveMessage(t("カメラを使えません。カメラの利用を許可するか、リンクを貼り付けてください", "Cannot use the camera: allow it, or paste the link"), true);
+    return;
+  }
+  const video = $("camera-video");
+  video.srcObject = stream;
+  await video.play().catch(() => {});
+  show($("camera-box"), true);
+  show($("camera-start"), false);
+  const canvas = document.createElement("canvas");
+  const camera = { stream, timer: null, busy: false };
+  state.camera = camera;
+  camera.timer = setInterval(() => scanFrame(camera, video, canvas), SCAN_INTERVAL);
+}
+
+async function scanFrame(camera, video, canvas) {
+  if (camera.busy || !video.videoWidth || state.camera !== camera) return;
+  camera.busy = true;
+  try {
+    const scale = Math.min(1, 960 / video.videoWidth);
+    canvas.width = Math.round(video.videoWidth * scale);
+    canvas.height = Math.round(video.videoHeight * scale);
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+    if (!blob) return;
+    const response = await fetch("/api/scan", { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: blob });
+    const found = await response.json();
+    if (state.camera === camera && found.found && found.text.startsWith("openid-credential-offer:")) {
+      await takeOffer(found.text);
+    }
+  } catch {
+    // a lost frame: the next one follows
+  } finally {
+    camera.busy = false;
+  }
+}
+
+function stopCamera() {
+  const camera = state.camera;
+  state.camera = null;
+  if (camera) {
+    clearInterval(camera.timer);
+    for (const track of camera.stream.getTracks()) track.stop();
+  }
+  $("camera-video").srcObject = null;
+  show($("camera-box"), false);
+  show($("camera-start"), true);
+}
+
+// ------------------------------------------------------------------ start
+function offerInUrl() {
+  const query = new URLSearchParams(location.search);
+  if (query.has("credential_offer")) return `?credential_offer=${encodeURIComponent(query.get("credential_offer"))}`;
+  const hash = location.hash.replace(/^#/, "");
+  if (hash.startsWith("offer=")) return decodeURIComponent(hash.slice("offer=".length));
+  return null;
+}
+
+function bind() {
+  $("toggle-large").addEventListener("click", () =>
+    setLarge($("toggle-large").getAttribute("aria-pressed") !== "true"),
+  );
+  $("toggle-lang").addEventListener("click", async () => {
+    setLang(lang() === "en" ? "ja" : "en");
+    if (state.view === "list") await drawList();
+    if (state.view === "detail" && state.detailId) await showDetail(state.detailId);
+  });
+  $("tab-list").addEventListener("click", () => showList());
+  $("tab-receive").addEventListener("click", () => {
+    resetReceive();
+    showView("receive");
+  });
+  $("detail-back").addEventListener("click", () => showList());
+  $("detail-present").addEventListener("click", () => {
+    if (state.detailId) window.dispatchEvent(new CustomEvent("shomei:present", { detail: { id: state.detailId } }));
+  });
+  $("detail-delete").addEventListener("click", () => {
+    show($("delete-confirm"), true);
+    $("delete-no").focus();
+  });
+  $("delete-no").addEventListener("click", () => show($("delete-confirm"), false));
+  $("delete-yes").addEventListener("click", async () => {
+    if (state.detailId) await deleteCredential(state.detailId);
+    state.detailId = null;
+    await showList();
+  });
+  $("camera-start").addEventListener("click", startCamera);
+  $("camera-stop").addEventListener("click", stopCamera);
+  $("offer-paste").addEventListener("click", () => takeOffer($("offer-text").value));
+  $("code-step").addEventListener("submit", submitCode);
+  $("receive-cancel").addEventListener("click", () => {
+    resetReceive();
+    showList();
+  });
+  const online = () => {
+    show($("offline-note"), !navigator.onLine);
+    if (navigator.onLine) refreshAll();
+  };
+  window.addEventListener("online", online);
+  window.addEventListener("offline", online);
+  show($("offline-note"), !navigator.onLine);
+}
+
+async function start() {
+  initPreferences();
+  bind();
+  const supported = window.isSecureContext && window.crypto && crypto.subtle && window.indexedDB;
+  show($("unsupported"), !supported);
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+  }
+  const offer = offerInUrl();
+  if (offer) {
+    // The pre-authorized code should not stay in the address bar or the history.
+    const keep = new URLSearchParams(location.search).get("lang");
+    history.replaceState(null, "", keep ? `/?lang=${keep}` : "/");
+    await drawList();
+    await takeOffer(offer);
+    return;
+  }
+  await showList();
+}
+
+start();

@@ -1,0 +1,329 @@
+// Receiving a certificate from the city (OpenID4VCI 1.0, pre-authorized code flow with
+// a tx_code), exactly as tests/issuer/test_oid4vci.py walks it: issuer metadata →
+// token (code + 確認番号) → nonce → a new holder key → proof JWT → credential.
+import { createHolderKey, signJwt, utf8 } from "./keys.js";
+import { parse } from "./sdjwt.js";
+import { hex, sha256 } from "./sha256.js";
+import { deleteKey, getCredential, putCredential } from "./store.js";
+
+export const OFFER_SCHEME = "openid-credential-offer://";
+export const PRE_AUTHORIZED = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
+const REGISTERED = new Set([
+  "iss", "iat", "exp", "nbf", "vct", "cnf", "status", "sub", "_sd", "_sd_alg", "vct#integrity",
+]);
+
+/** A refusal or failure the resident can act on: `kind` is "wrong_code", "used",
+ * "expired", "blocked", "not_valid", "network", "offer" (not an offer) or "issuer". */
+export class ReceiveError extends Error {
+  constructor(kind, ja, en, extra = {}) {
+    super(ja);
+    this.kind = kind;
+    this.ja = ja;
+    this.en = en;
+    Object.assign(this, extra);
+  }
+}
+
+function badOffer() {
+  return new ReceiveError(
+    "offer",
+    "受け取り用のQRコード（リンク）ではありません",
+    "this is not a credential offer QR code or link",
+  );
+}
+
+/**
+ * The credential offer in `text`: an `openid-credential-offer://?credential_offer=…`
+ * link, the same query on this app's URL (`?credential_offer=…` or `#offer=…`), or
+ * the offer's JSON. Returns `{credential_issuer, credential_configuration_ids, code,
+ * txCode: {length, input_mode, description} | null}`; throws ReceiveError.
+ */
+export function parseOffer(text) {
+  let value = String(text || "").trim();
+  let document;
+  try {
+    if (value.startsWith("{")) {
+      document = JSON.parse(value);
+    } else {
+      const query = value.includes("?") ? value.slice(value.indexOf("?") + 1) : value;
+      const params = new URLSearchParams(query.replace(/^#/, ""));
+      const inner = params.get("offer");
+      if (inner !== null && !params.has("credential_offer")) return parseOffer(inner);
+      const byValue = params.get("credential_offer");
+      if (byValue === null) throw badOffer();
+      document = JSON.parse(byValue);
+    }
+  } catch (e) {
+    if (e instanceof ReceiveError) throw e;
+    throw badOffer();
+  }
+  const grant = document && document.grants && document.grants[PRE_AUTHORIZED];
+  const issuer = document && document.credential_issuer;
+  const ids = document && document.credential_configuration_ids;
+  if (typeof issuer !== "string" || !/^https?:\/\//.test(issuer) || !grant) throw badOffer();
+  if (!Array.isArray(ids) || typeof ids[0] !== "string") throw badOffer();
+  const code = grant["pre-authorized_code"];
+  if (typeof code !== "string" || !code) throw badOffer();
+  return {
+    credential_issuer: issuer.replace(/\/+$/, ""),
+    credential_configuration_ids: ids,
+    code,
+    txCode: grant.tx_code || null,
+  };
+}
+
+async function call(url, init) {
+  let response;
+  try {
+    response = await fetch(url, { ...init, cache: "no-store", credentials: "omit" });
+  } catch {
+    throw new ReceiveError(
+      "network",
+      "発行元に接続できません。インターネット接続を確かめて、もう一度お試しください",
+      "cannot reach the issuer: check the connection and try again",
+    );
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  return { response, body };
+}
+
+function issuerError(body, status) {
+  const description = (body && body.error_description) || "";
+  const remaining = body && Number.isInteger(body.attempts_remaining) ? body.attempts_remaining : null;
+  const code = body && body.error;
+  if (code === "invalid_grant" && /tx_code/.test(description)) {
+    const more = remaining === null ? "" : `あと${remaining}回まちがえると、この受け取りは使えなくなります。`;
+    const moreEn = remaining === null ? "" : ` ${remaining} more wrong codes block this offer.`;
+    return new ReceiveError(
+      "wrong_code",
+      `確認番号が違います。窓口の画面の6桁の番号をもう一度入力してください。${more}`,
+      `wrong code: enter the 6 digits shown at the counter again.${moreEn}`,
+      { remaining },
+    );
+  }
+  if (code === "invalid_grant" && /expired/.test(description)) {
+    return new ReceiveError(
+      "expired",
+      "この受け取りは期限切れです。窓口で新しいQRコードを表示してもらってください",
+      "this offer has expired: ask the counter for a new QR code",
+    );
+  }
+  if (code === "invalid_grant" && /blocked|already used/.test(description)) {
+    return new ReceiveError(
+      "used",
+      "この受け取りはすでに使われたか、番号の誤りが続いたため無効です。窓口で新しいQRコードを表示してもらってください",
+      "this offer was already used or is blocked: ask the counter for a new QR code",
+    );
+  }
+  if (code === "invalid_grant" && /no longer valid/.test(description)) {
+    return new ReceiveError(
+      "not_valid",
+      "この証明書は取り消されたか期限切れのため、受け取れません",
+      "the certificate is no longer valid",
+    );
+  }
+  if (code === "invalid_grant") {
+    return new ReceiveError(
+      "used",
+      "この受け取りコードは無効です。窓口で新しいQRコードを表示してもらってください",
+      "unknown offer: ask the counter for a new QR code",
+    );
+  }
+  return new ReceiveError(
+    "issuer",
+    `発行元が受け付けませんでした（${code || status}）。もう一度お試しください`,
+    `the issuer refused the request (${code || status}${description ? `: ${description}` : ""})`,
+  );
+}
+
+/** The issuer's metadata (`/.well-known/openid-credential-issuer`). */
+export async function issuerMetadata(issuer) {
+  const { response, body } = await call(`${issuer}/.well-known/openid-credential-issuer`, {});
+  if (!response.ok || !body || body.credential_issuer !== issuer) {
+    throw new ReceiveError(
+      "issuer",
+      "発行元の情報を読み込めません",
+      "cannot read the issuer's metadata",
+    );
+  }
+  return body;
+}
+
+/** The issuer's display name and the type's title from its metadata. */
+export function describeOffer(offer, metadata) {
+  const names = (metadata && metadata.display) || [];
+  const issuerName = (names.find((d) => /^ja/.test(d.locale || "")) || names[0] || {}).name;
+  const config =
+    metadata && metadata.credential_configurations_supported
+      ? metadata.credential_configurations_supported[offer.credential_configuration_ids[0]]
+      : null;
+  const display = (config && ((config.credential_metadata || {}).display || config.display)) || [];
+  return {
+    issuerName: issuerName || offer.credential_issuer,
+    typeNames: Object.fromEntries(display.map((d) => [(d.locale || "ja").slice(0, 2), d.name])),
+    vct: config ? config.vct : null,
+  };
+}
+
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return hex(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** The wallet's record of a received SD-JWT VC (see store.js). */
+export function makeRecord(sdJwt, { keyId, issuerName, docType }) {
+  const { jwt, payload, disclosures } = parse(sdJwt);
+  const leaf = new Uint8Array(33);
+  leaf[0] = 0x00;
+  leaf.set(sha256(utf8(jwt)), 1);
+  const leafHex = hex(sha256(leaf));
+  const listed = new Set(Array.isArray(payload._sd) ? payload._sd : []);
+  const plain = {};
+  for (const [k, v] of Object.entries(payload)) if (!REGISTERED.has(k)) plain[k] = v;
+  const ref = payload.status && payload.status.status_list;
+  const vctType = /\/vct\/([^/]+)\/\d+$/.exec(payload.vct || "");
+  return {
+    id: newId(),
+    sdJwt,
+    docType: docType || (vctType ? vctType[1] : "unknown"),
+    vct: payload.vct,
+    issuer: payload.iss,
+    issuerName: issuerName || payload.iss,
+    issuedAt: typeof payload.iat === "number" ? payload.iat * 1000 : null,
+    expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : null,
+    claims: disclosures
+      .filter((d) => d.name !== null && listed.has(d.digest))
+      .map((d) => ({ name: d.name, value: d.value, disclosure: d.raw })),
+    plain,
+    status: ref && typeof ref.uri === "string" ? { uri: ref.uri, idx: ref.idx } : null,
+    statusValue: null,
+    statusCheckedAt: null,
+    keyId,
+    leafHex,
+    evidenceUrl: `${payload.iss}/oid4vci/evidence/${leafHex}`,
+    evidence: null,
+    receivedAt: Date.now(),
+  };
+}
+
+/**
+ * Exchange the offer and the resident's 確認番号 for a credential bound to a new key;
+ * store it and resolve to its record. `onStep(name)` reports "metadata", "token",
+ * "key", "credential", "saved". Rejects with ReceiveError.
+ */
+export async function receiveCredential(offer, txCode, { onStep = () => {} } = {}) {
+  const issuer = offer.credential_issuer;
+  const configuration = offer.credential_configuration_ids[0];
+  onStep("metadata");
+  const metadata = await issuerMetadata(issuer);
+  const about = describeOffer(offer, metadata);
+
+  onStep("token");
+  const form = new URLSearchParams({
+    grant_type: PRE_AUTHORIZED,
+    "pre-authorized_code": offer.code,
+    tx_code: txCode,
+  });
+  const token = await call(metadata.token_endpoint || `${issuer}/oid4vci/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: form.toString(),
+  });
+  if (!token.response.ok || !token.body || !token.body.access_token) {
+    throw issuerError(token.body, token.response.status);
+  }
+  const accessToken = token.body.access_token;
+  let nonce = token.body.c_nonce;
+  if (metadata.nonce_endpoint) {
+    const fresh = await call(metadata.nonce_endpoint, { method: "POST" });
+    if (fresh.response.ok && fresh.body && fresh.body.c_nonce) nonce = fresh.body.c_nonce;
+  }
+  if (!nonce) throw issuerError(null, "no c_nonce");
+
+  onStep("key");
+  const key = await createHolderKey();
+  try {
+    onStep("credential");
+    let answer = null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const proof = await signJwt(
+        key.id,
+        { alg: "ES256", typ: "openid4vci-proof+jwt", jwk: key.publicJwk },
+        { aud: issuer, iat: Math.floor(Date.now() / 1000), nonce },
+      );
+      answer = await call(metadata.credential_endpoint || `${issuer}/oid4vci/credential`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${accessToken}` },
+        body: JSON.stringify({
+          credential_configuration_id: configuration,
+          proof: { proof_type: "jwt", jwt: proof },
+        }),
+      });
+      // A stale nonce comes back with a fresh one: try once more with it.
+      if (answer.body && answer.body.error === "invalid_nonce" && answer.body.c_nonce) {
+        nonce = answer.body.c_nonce;
+        continue;
+      }
+      break;
+    }
+    const items = answer.body && answer.body.credentials;
+    const sdJwt = Array.isArray(items) && items[0] ? items[0].credential : answer.body && answer.body.credential;
+    if (!answer.response.ok || typeof sdJwt !== "string") {
+      throw issuerError(answer.body, answer.response.status);
+    }
+    const record = makeRecord(sdJwt, { keyId: key.id, issuerName: about.issuerName, docType: configuration });
+    const cnf = parse(sdJwt).payload.cnf;
+    if (record.issuer !== issuer) {
+      throw new ReceiveError(
+        "issuer",
+        "受け取った証明書の発行元が、QRコードの発行元と一致しません",
+        "the credential's issuer is not the one that offered it",
+      );
+    }
+    if (!cnf || !cnf.jwk || cnf.jwk.x !== key.publicJwk.x || cnf.jwk.y !== key.publicJwk.y) {
+      throw new ReceiveError(
+        "issuer",
+        "受け取った証明書がこの端末の鍵に結び付いていません",
+        "the credential received is not bound to this phone's key",
+      );
+    }
+    await putCredential(record);
+    onStep("saved");
+    return record;
+  } catch (e) {
+    await deleteKey(key.id).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Fetch the anchor evidence of a record that has none yet; store it when found.
+ * Resolves to the (updated) record, or null when the batch is not anchored yet (or the
+ * issuer cannot be reached): try again later.
+ */
+export async function fetchEvidence(record) {
+  if (record.evidence || !record.evidenceUrl) return record;
+  let response;
+  try {
+    response = await fetch(record.evidenceUrl, { cache: "no-store", credentials: "omit" });
+  } catch {
+    return null;
+  }
+  if (!response.ok) return null; // 404 not_anchored_yet: later
+  let evidence;
+  try {
+    evidence = await response.json();
+  } catch {
+    return null;
+  }
+  if (!evidence || !evidence.receipt || !evidence.root) return null;
+  const latest = (await getCredential(record.id)) || record;
+  const updated = { ...latest, evidence };
+  await putCredential(updated);
+  return updated;
+}
