@@ -1,10 +1,18 @@
-"""The pages: ``GET /`` (scan, upload, paste) and ``POST /verify`` (the result)."""
+"""The pages: ``GET /`` (scan, upload, paste), ``POST /verify`` (the result), and a
+request to a phone's wallet (``POST /request`` … ``GET /request/<id>/result``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+import base64
+from typing import Any
 
-from . import display, service
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask.wrappers import Response
+
+from credentials import qr
+
+from . import display, requests, service
 from .app import lang
 from .service import InputError
 
@@ -45,3 +53,118 @@ def verify() -> str:
         result.to_json(), lang(), explorer_tx_url=current_app.config["EXPLORER_TX_URL"]
     )
     return render_template("verifier/result.html", r=page, text=text.strip())
+
+
+# ------------------------------------------------------------------ requests to a wallet
+# The company's screen asks a phone for a presentation (verifier/requests.py): the page
+# shows the request QR code and polls; the wallet posts its answer from its own origin.
+
+
+def _requests() -> requests.RequestStore:
+    store: requests.RequestStore | None = current_app.extensions.get("shomei_requests")
+    if store is None:
+        store = current_app.extensions["shomei_requests"] = requests.RequestStore()
+    return store
+
+
+def _now() -> float:
+    return float(current_app.config["CLOCK"]())
+
+
+def _json(doc: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(doc)
+    response.status_code = status
+    return response
+
+
+def _cors(response: Response) -> Response:
+    allowed = current_app.config.get("WALLET_ORIGINS") or ["*"]
+    origin = request.headers.get("Origin", "")
+    if "*" in allowed:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@bp.post("/request")
+def new_request() -> ResponseReturnValue:
+    client_id = current_app.config.get("VERIFIER_URL") or request.host_url.rstrip("/")
+    try:
+        claims = requests.parse_claims(request.form.getlist("claims"))
+        req = _requests().create(client_id=client_id, claims=claims, now=_now())
+    except requests.RequestError as e:
+        raise InputError(e.code, e.ja, e.en, status=e.status) from None
+    if lang() == "en":
+        target = url_for("web.request_page", rid=req.id, lang="en")
+    else:
+        target = url_for("web.request_page", rid=req.id)
+    return redirect(target, code=303)
+
+
+@bp.get("/request/<rid>")
+def request_page(rid: str) -> str:
+    try:
+        req = _requests().get(rid, now=_now())
+    except requests.RequestError as e:
+        raise InputError(e.code, e.ja, e.en, status=e.status) from None
+    text = req.qr_text()
+    qr_png = "data:image/png;base64," + base64.b64encode(qr.render_png(text, scale=6)).decode()
+    return render_template("verifier/request.html", req=req, text=text, qr_png=qr_png)
+
+
+@bp.get("/request/<rid>/status")
+def request_status(rid: str) -> Response:
+    try:
+        req = _requests().get(rid, now=_now())
+    except requests.RequestError as e:
+        return _json(e.to_json(), e.status)
+    return _json({"state": req.state(_now())})
+
+
+@bp.route("/request/<rid>/response", methods=["POST", "OPTIONS"])
+def request_response(rid: str) -> Response:
+    if request.method == "OPTIONS":
+        return _cors(Response(status=204))
+    return _cors(_answer(rid))
+
+
+def _answer(rid: str) -> Response:
+    """Verify the wallet's answer with the request's nonce and audience; keep the result."""
+    store, now = _requests(), _now()
+    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
+    try:
+        req = store.claim_for_answer(rid, now=now)
+        if not isinstance(body, dict) or not isinstance(body.get("presentation"), str):
+            raise InputError("bad_request", "presentation がありません", "missing presentation")
+        evidence = body.get("evidence")
+        result = service.verify_text(
+            current_app.config["VERIFIER"],
+            body["presentation"],
+            now=now,
+            fetch_link=current_app.config["LINK_FETCHER"],
+            evidence=service.parse_evidence(evidence) if evidence is not None else None,
+            nonce=req.nonce,
+            aud=req.client_id,
+        ).to_json()
+        store.answer(req, result, body["presentation"], now=now)
+    except requests.RequestError as e:
+        return _json(e.to_json(), e.status)
+    except InputError as e:
+        return _json(e.to_json(), e.status)
+    return _json({"ok": True, "verdict": result["verdict"]})
+
+
+@bp.get("/request/<rid>/result")
+def request_result(rid: str) -> str:
+    try:
+        req = _requests().take_result(rid, now=_now())
+    except requests.RequestError as e:
+        raise InputError(e.code, e.ja, e.en, status=e.status) from None
+    assert req.result is not None
+    page = display.view(req.result, lang(), explorer_tx_url=current_app.config["EXPLORER_TX_URL"])
+    return render_template("verifier/result.html", r=page, text=req.presentation or "")

@@ -1,0 +1,242 @@
+"""Cross-device requests through Flask's test client: the company's page makes a
+request (QR code with a nonce), the wallet answers with a presentation whose
+key-binding JWT signs that nonce for this verifier, the page polls and shows the
+result once. Replays, expired requests and a wrong nonce fail."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from credentials import doctypes, sdjwt
+from credentials.keys import SigningKey
+from credentials.trust import TrustList
+from verifier import requests as vrequests
+from verifier.app import create_app
+from verifier.policy import Verifier
+
+ISS = "https://city.example"
+NOW = int(time.time())
+BASE = "http://verifier.test"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(issuer_key: SigningKey, clock: Clock) -> Flask:
+    trust = TrustList.from_json(
+        TrustList.document(ISS, name="飯塚市", municipality_code="402052", jwks=[issuer_key.jwk])
+    )
+    return create_app(
+        {
+            "VERIFIER": Verifier(trust=trust),
+            "TESTING": True,
+            "CLOCK": clock,
+            "RATE_LIMIT_PER_MINUTE": 0,
+        }
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def credential(issuer_key: SigningKey, holder_key: SigningKey) -> str:
+    dt = doctypes.get("juminhyo")
+    return sdjwt.issue(
+        doctypes.sample("juminhyo"),
+        key=issuer_key,
+        issuer=ISS,
+        vct=dt.vct_for(ISS),
+        iat=NOW - 100,
+        exp=NOW + 86400,
+        always_plain=dt.never_disclosable,
+        holder_jwk=holder_key.jwk,
+    ).sd_jwt
+
+
+def new_request(client: FlaskClient, claims: list[str] | None = None) -> dict[str, Any]:
+    """POST /request as the scan page's form does; the request decoded from the page."""
+    r = client.post("/request", data={"claims": claims or []}, base_url=BASE)
+    assert r.status_code == 303
+    page = client.get(r.headers["Location"], base_url=BASE)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'src="data:image/png;base64,' in html and "request.js" in html
+    text = re.search(r'<textarea id="request-text"[^>]*>([^<]+)</textarea>', html)
+    assert text is not None
+    body = text.group(1).removeprefix(vrequests.PREFIX)
+    doc: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    doc["id"] = doc["response_uri"].split("/")[-2]
+    return doc
+
+
+def answer(cred: str, key: SigningKey, *, nonce: str, aud: str, iat: int = NOW) -> str:
+    return sdjwt.present(
+        cred,
+        disclose=["family_name", "given_name", "address"],
+        holder_key=key,
+        nonce=nonce,
+        aud=aud,
+        iat=iat,
+    )
+
+
+def post_answer(client: FlaskClient, req: dict[str, Any], presentation: str) -> Any:
+    path = req["response_uri"].removeprefix(BASE)
+    return client.post(
+        path,
+        json={"presentation": presentation},
+        base_url=BASE,
+        headers={"Origin": "http://wallet.test"},
+    )
+
+
+def test_request_flow_holder_pass(client, credential, holder_key) -> None:
+    req = new_request(client, ["family_name", "given_name", "address"])
+    assert req["client_id"] == BASE
+    assert req["response_uri"] == f"{BASE}/request/{req['id']}/response"
+    assert req["claims"] == ["family_name", "given_name", "address"]
+    status = f"/request/{req['id']}/status"
+    assert client.get(status, base_url=BASE).get_json() == {"state": "pending"}
+
+    pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
+    r = post_answer(client, req, pres)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json() == {"ok": True, "verdict": "valid"}
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert client.get(status, base_url=BASE).get_json() == {"state": "answered"}
+
+    page = client.get(f"/request/{req['id']}/result", base_url=BASE)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "山田" in html and "立岩" in html
+    assert re.search(r'data-check="holder"[^>]*class="[^"]*pass', html) or re.search(
+        r'class="[^"]*pass[^"]*"[^>]*data-check="holder"', html
+    )
+    # shown once: the result is gone
+    assert client.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 404
+    assert client.get(status, base_url=BASE).status_code == 404
+
+
+def test_preflight_allows_the_wallet(client) -> None:
+    req = new_request(client)
+    r = client.options(
+        req["response_uri"].removeprefix(BASE),
+        base_url=BASE,
+        headers={"Origin": "http://wallet.test", "Access-Control-Request-Method": "POST"},
+    )
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Type" in r.headers["Access-Control-Allow-Headers"]
+
+
+def test_wallet_origins_config(app, credential, holder_key) -> None:
+    app.config["WALLET_ORIGINS"] = ["http://wallet.test"]
+    client = app.test_client()
+    req = new_request(client)
+    pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
+    r = post_answer(client, req, pres)
+    assert r.headers["Access-Control-Allow-Origin"] == "http://wallet.test"
+
+
+def test_replayed_response_is_refused(client, credential, holder_key) -> None:
+    req = new_request(client)
+    pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
+    assert post_answer(client, req, pres).status_code == 200
+    again = post_answer(client, req, pres)
+    assert again.status_code == 400
+    assert again.get_json()["error"]["code"] == "already_answered"
+
+    # the same answer sent to another request fails the holder check (other nonce)
+    other = new_request(client)
+    r = post_answer(client, other, pres)
+    assert r.status_code == 200 and r.get_json()["verdict"] == "invalid"
+
+
+def test_expired_request(client, clock, credential, holder_key) -> None:
+    req = new_request(client)
+    clock.now += vrequests.TTL + 1
+    pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"], iat=NOW)
+    r = post_answer(client, req, pres)
+    assert r.status_code == 410 and r.get_json()["error"]["code"] == "expired"
+    status = client.get(f"/request/{req['id']}/status", base_url=BASE).get_json()
+    assert status == {"state": "expired"}
+    clock.now += vrequests.GRACE + 1
+    assert post_answer(client, req, pres).status_code == 404
+
+
+@pytest.mark.parametrize("what", ["nonce", "aud", "no_kb", "other_key"])
+def test_wrong_binding_fails_the_holder_check(
+    client, app, credential, holder_key, attacker_key, what
+) -> None:
+    req = new_request(client)
+    nonce, aud, key = req["nonce"], req["client_id"], holder_key
+    if what == "nonce":
+        nonce = "another-nonce"
+    elif what == "aud":
+        aud = "https://other-verifier.example"
+    elif what == "other_key":
+        key = attacker_key
+    if what == "no_kb":
+        pres = sdjwt.present(credential, disclose=["address"])
+    else:
+        pres = answer(credential, key, nonce=nonce, aud=aud)
+    r = post_answer(client, req, pres)
+    assert r.status_code == 200 and r.get_json()["verdict"] == "invalid"
+    page = client.get(f"/request/{req['id']}/result", base_url=BASE).get_data(as_text=True)
+    assert "無効" in page
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"presentation": 5}',
+        b'{"presentation": "hello"}',
+        b'{"presentation": "eyJ.eyJ.x~", "evidence": 5}',
+    ],
+)
+def test_garbage_answers_are_json_errors(client, body: bytes) -> None:
+    req = new_request(client)
+    r = client.post(
+        req["response_uri"].removeprefix(BASE),
+        data=body,
+        content_type="application/json",
+        base_url=BASE,
+    )
+    assert r.status_code == 400 and "error" in r.get_json()
+
+
+def test_unknown_ids_and_bad_claims(client) -> None:
+    for path in ("/request/x/status", "/request/" + "A" * 22 + "/status"):
+        assert client.get(path, base_url=BASE).status_code == 404
+    assert client.post("/request/nope/response", json={}, base_url=BASE).status_code == 404
+    assert client.get("/request/nope", base_url=BASE).status_code == 404
+    r = client.post("/request", data={"claims": ["Bad Name"]}, base_url=BASE)
+    assert r.status_code == 400
+
+
+def test_scan_page_offers_the_request(client) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert 'action="/request"' in html and "スマートフォンの提示を依頼する" in html
