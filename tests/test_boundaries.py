@@ -1,7 +1,8 @@
 """Import boundaries of DESIGN.md §4, read from the source with ``ast``.
 
 ``credentials`` is the pure core: no Flask, no web3, nothing from the other packages.
-The verifier never imports the issuer. ``anchor/merkle.py`` is pure.
+The verifier never imports the issuer; the wallet imports neither. ``anchor/merkle.py``
+is pure.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def files_under(package: str) -> list[Path]:
 CREDENTIALS = files_under("credentials")
 VERIFIER = files_under("verifier")
 ANCHOR = files_under("anchor")
+WALLET = files_under("wallet_demo")
 
 
 def rel(paths: list[Path]) -> list[str]:
@@ -97,6 +99,13 @@ def test_verifier_never_imports_the_issuer(path: Path):
 def test_anchor_imports_credentials_at_most(path: Path):
     bad = sorted(m for m in imports_of(path) if top(m) in {"issuer", "verifier", "wallet_demo"})
     assert not bad, f"{path.name} imports {bad}: anchor -> credentials at most"
+
+
+@pytest.mark.parametrize("path", WALLET, ids=rel(WALLET))
+def test_the_wallet_never_imports_the_issuer_or_the_verifier(path: Path):
+    # The wallet server is another party: it shares the pure core, not the services.
+    bad = sorted(m for m in imports_of(path) if top(m) in {"issuer", "verifier"})
+    assert not bad, f"{path.name} imports {bad}: the wallet never imports issuer or verifier"
 
 
 def test_merkle_is_pure():
