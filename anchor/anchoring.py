@@ -193,13 +193,14 @@ def lookup(directory: Path, leaf: bytes) -> tuple[AnchorEvidence | None, float |
         ), None
 
 
-def evidence_json(cfg: ChainConfig, ev: AnchorEvidence) -> dict[str, Any]:
-    """The anchor evidence as the JSON a verifier reads (``shomei receipt``)."""
+def evidence_json(cfg: ChainConfig | None, ev: AnchorEvidence) -> dict[str, Any]:
+    """The anchor evidence as the JSON a verifier reads (``shomei receipt``);
+    ``chain_id`` and ``registry_address`` are null without a chain configuration."""
     return {
         "receipt": ev.receipt.to_json(),
         "root": "0x" + ev.root.hex(),
-        "chain_id": cfg.chain_id,
-        "registry_address": cfg.registry_address,
+        "chain_id": cfg.chain_id if cfg else None,
+        "registry_address": cfg.registry_address if cfg else None,
         "block": ev.block,
         "timestamp": ev.timestamp,
         "tx": ev.tx,

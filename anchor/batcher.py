@@ -329,17 +329,23 @@ class Batcher:
     def evidence(self, leaf: bytes) -> AnchorEvidence | None:
         """The anchor evidence for a credential's leaf, or None while not anchored."""
         with Session(self.engine) as s:
-            row = s.execute(
-                select(Leaf.receipt, Batch.root, Batch.block, Batch.block_time, Batch.tx_hash)
-                .join(Batch, Leaf.batch_id == Batch.id)
-                .where(Leaf.leaf == leaf, Batch.state == ANCHORED)
-            ).first()
-        if row is None or row.receipt is None:
-            return None
-        return AnchorEvidence(
-            receipt=merkle.Receipt.from_bytes(row.receipt),
-            root=row.root,
-            block=row.block,
-            timestamp=row.block_time,
-            tx=row.tx_hash,
-        )
+            return find_evidence(s, leaf)
+
+
+def find_evidence(session: Session, leaf: bytes) -> AnchorEvidence | None:
+    """The anchor evidence for ``leaf`` once its batch is anchored, else None. Reads the
+    anchoring tables only: no chain needed (the issuer's pages and endpoints use it)."""
+    row = session.execute(
+        select(Leaf.receipt, Batch.root, Batch.block, Batch.block_time, Batch.tx_hash)
+        .join(Batch, Leaf.batch_id == Batch.id)
+        .where(Leaf.leaf == leaf, Batch.state == ANCHORED)
+    ).first()
+    if row is None or row.receipt is None or row.block is None or row.block_time is None:
+        return None
+    return AnchorEvidence(
+        receipt=merkle.Receipt.from_bytes(row.receipt),
+        root=row.root,
+        block=row.block,
+        timestamp=row.block_time,
+        tx=row.tx_hash,
+    )

@@ -36,9 +36,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from anchor import merkle
-from anchor.batcher import AnchorEvidence, enqueue
+from anchor.anchoring import evidence_json
+from anchor.batcher import AnchorEvidence, enqueue, find_evidence
 from anchor.config import ChainConfig
-from anchor.store import ANCHORED, Batch, Leaf
 from credentials import _jws, doctypes, sdjwt
 from credentials._b64 import b64d, b64e
 from credentials.errors import ShomeiError
@@ -609,34 +609,13 @@ def evidence(session: Session, leaf: bytes) -> AnchorEvidence | None:
     known = session.scalar(select(DeliveredCredential.id).where(DeliveredCredential.leaf == leaf))
     if known is None:
         raise NotDelivered("この証明書は見つかりません", "no credential delivered with this leaf")
-    row = session.execute(
-        select(Leaf.receipt, Batch.root, Batch.block, Batch.block_time, Batch.tx_hash)
-        .join(Batch, Leaf.batch_id == Batch.id)
-        .where(Leaf.leaf == leaf, Batch.state == ANCHORED)
-    ).first()
-    if row is None or row.receipt is None or row.block is None or row.block_time is None:
-        return None
-    return AnchorEvidence(
-        receipt=merkle.Receipt.from_bytes(row.receipt),
-        root=row.root,
-        block=row.block,
-        timestamp=row.block_time,
-        tx=row.tx_hash,
-    )
+    return find_evidence(session, leaf)
 
 
 def evidence_document(ev: AnchorEvidence, chain: ChainConfig | None) -> dict[str, Any]:
     """The evidence as ``shomei receipt`` prints it; ``chain_id`` and
     ``registry_address`` are null when this issuer has no chain configured."""
-    return {
-        "receipt": ev.receipt.to_json(),
-        "root": "0x" + ev.root.hex(),
-        "chain_id": chain.chain_id if chain else None,
-        "registry_address": chain.registry_address if chain else None,
-        "block": ev.block,
-        "timestamp": ev.timestamp,
-        "tx": ev.tx,
-    }
+    return evidence_json(chain, ev)
 
 
 # ------------------------------------------------------------------ audit

@@ -27,12 +27,11 @@ from fontTools.ttLib import TTFont, TTLibError
 from fpdf import FPDF
 from fpdf.enums import WrapMode
 from PIL import Image
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anchor import evidence as anchor_evidence
-from anchor.merkle import Receipt
-from anchor.store import ANCHORED, Batch, Leaf
+from anchor.batcher import find_evidence
+from anchor.store import ANCHORED
 from credentials import doctypes, qr, sdjwt
 from credentials.doctypes import format_date
 from credentials.errors import ShomeiError
@@ -156,14 +155,8 @@ def refuse_unprintable(cert: Any, *, now: float) -> None:
 def evidence_for(session: Session, leaf: bytes) -> bytes | None:
     """The anchor evidence (a full Merkle receipt) for ``leaf`` once its batch is
     anchored, else None. Reads the anchoring tables only: no chain needed."""
-    receipt = session.scalar(
-        select(Leaf.receipt)
-        .join(Batch, Leaf.batch_id == Batch.id)
-        .where(Leaf.leaf == leaf, Batch.state == ANCHORED)
-    )
-    if receipt is None:
-        return None
-    return anchor_evidence.encode_receipt(Receipt.from_bytes(receipt))
+    found = find_evidence(session, leaf)
+    return None if found is None else anchor_evidence.encode_receipt(found.receipt)
 
 
 def qr_payload(credential: str, evidence: bytes | None) -> str:
