@@ -404,6 +404,11 @@ def _read_input(source: str | None, image_path: str | None) -> bytes:
     help="the verifier's port (default: the issuer's + 100)",
 )
 @click.option(
+    "--wallet-port",
+    type=click.IntRange(1, 65535),
+    help="the wallet's port (default: the issuer's + 200)",
+)
+@click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
@@ -415,12 +420,13 @@ def demo(
     port: int | None,
     serve_port: int,
     verifier_port: int | None,
+    wallet_port: int | None,
     host: str,
     serve: bool,
 ) -> None:
     """Start a local chain, issue and anchor one credential of each type, present a
     住民票 as a QR code with its anchor evidence and verify it; then serve the issuer
-    service (with its anchoring worker) and the verifier until Ctrl-C."""
+    service (with its anchoring worker), the verifier and the wallet until Ctrl-C."""
     from shomei_demo import run_demo  # the demo alone needs the node tooling
     from shomei_demo import serve as serve_services
 
@@ -428,7 +434,13 @@ def demo(
     try:
         run_demo(directory, port=port, describe=_describe, serve_port=serve_port)
         if serve:
-            serve_services(directory, host=host, port=serve_port, verifier_port=verifier_port)
+            serve_services(
+                directory,
+                host=host,
+                port=serve_port,
+                verifier_port=verifier_port,
+                wallet_port=wallet_port,
+            )
     except ShomeiError as e:
         _fail(e)
     except OSError as e:  # the port is taken

@@ -276,14 +276,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(data: Path, *, host: str, port: int, verifier_port: int | None = None) -> None:
-    """Serve the issuer service for clerks (with its anchoring worker) and the
-    standalone verifier for companies until Ctrl-C."""
+def serve(
+    data: Path,
+    *,
+    host: str,
+    port: int,
+    verifier_port: int | None = None,
+    wallet_port: int | None = None,
+) -> None:
+    """Serve the issuer service for clerks (with its anchoring worker), the standalone
+    verifier for companies and the resident's wallet (with its relay) until Ctrl-C."""
     from werkzeug.serving import make_server
 
     from issuer import create_app, worker
     from issuer import db as db_module
     from verifier.app import create_app as create_verifier
+    from wallet_demo.app import create_app as create_wallet
 
     app = create_app(
         {
@@ -293,10 +301,14 @@ def serve(data: Path, *, host: str, port: int, verifier_port: int | None = None)
             "ANCHOR_INTERVAL_SECONDS": 3.0,  # a short batch interval: the demo is small
         }
     )
-    # The verifier trusts only the chain's registry (data/chain.json), as in production.
-    checker = make_server(host, verifier_port or port + 100, create_verifier({"DATA_DIR": data}),
-                          threaded=True)  # fmt: skip
-    threading.Thread(target=checker.serve_forever, name="verifier", daemon=True).start()
+    # The verifier trusts only the chain's registry (data/chain.json), as in production,
+    # and fetches link-mode presentations only from the wallet's relay on this machine.
+    relay_hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relay_hosts})
+    checker = make_server(host, verifier_port or port + 100, verifier_app, threaded=True)
+    wallet = make_server(host, wallet_port or port + 200, create_wallet(), threaded=True)
+    for name, server in (("verifier", checker), ("wallet", wallet)):
+        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
     running = worker.build(app.config, db_module.engine_of(app)).start()
     settings = issuer_keys.load(data, PASSPHRASE).settings
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -312,9 +324,15 @@ def serve(data: Path, *, host: str, port: int, verifier_port: int | None = None)
     echo("\n検証用の画面 / verifier for companies (no account):")
     echo(f"  http://{shown}:{checker.server_port}/")
     echo(f"  QRコードの画像で試す / try it with: {data / 'demo' / 'juminhyo-qr.png'}")
+    echo("\n住民のウォレット / the resident's wallet (open it on a phone or a second window):")
+    echo(f"  http://{shown}:{wallet.server_port}/")
+    if host == "127.0.0.1":
+        echo("  スマートフォンから開くには --host 0.0.0.0 で起動し、このPCのIPアドレスで開きます")
+        echo("  (from a phone on the same network: start with --host 0.0.0.0, open this PC's IP)")
     echo("止めるには Ctrl-C / stop with Ctrl-C\n")
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
     finally:
         running.stop()
         checker.shutdown()
+        wallet.shutdown()

@@ -72,6 +72,7 @@ class Demo:
     data_dir: Path
     issuer_url: str
     verifier_url: str
+    wallet_url: str
     log: Path
 
 
@@ -82,13 +83,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         _missing("node_modules missing: run `npm ci`")
     data = tmp_path_factory.mktemp("demo-data")
     log = data / "demo.log"
-    serve_port, verifier_port = free_port(), free_port()
+    serve_port, verifier_port, wallet_port = free_port(), free_port(), free_port()
     env = dict(os.environ, SHOMEI_DATA_DIR=str(data))
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
                 *(*SHOMEI, "demo", "--port", str(free_port())),
                 *("--serve-port", str(serve_port), "--verifier-port", str(verifier_port)),
+                *("--wallet-port", str(wallet_port)),
             ],
             cwd=ROOT,
             env=env,
@@ -100,7 +102,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         _wait_for(f"{url}/auth/login", proc, log, timeout=180)
         verifier = f"http://127.0.0.1:{verifier_port}"
         _wait_for(f"{verifier}/", proc, log, timeout=30)
-        yield Demo(data_dir=data, issuer_url=url, verifier_url=verifier, log=log)
+        wallet = f"http://127.0.0.1:{wallet_port}"
+        _wait_for(f"{wallet}/", proc, log, timeout=30)
+        yield Demo(data_dir=data, issuer_url=url, verifier_url=verifier, wallet_url=wallet, log=log)
     finally:
         proc.terminate()
         try:
