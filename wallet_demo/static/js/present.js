@@ -389,6 +389,7 @@ function confirmRequest(record, req) {
       const names = [...checks].filter(([, b]) => b.checked).map(([n]) => n);
       if (!names.length) { result.textContent = "項目を選んでください"; return; }
       send.disabled = true;
+      result.dataset.state = "sending";
       result.textContent = "送信しています…";
       try {
         const presentation = await present(record, names, { nonce: req.nonce, aud: req.clientId });
@@ -396,8 +397,10 @@ function confirmRequest(record, req) {
         if (!ok) throw new Error(errorText(doc, "相手が受け付けませんでした"));
         result.textContent = "送信しました";
         result.dataset.verdict = doc.verdict || "";
+        result.dataset.state = "sent";
       } catch (e) {
         result.textContent = `送信できませんでした（${e.message}）`;
+        result.dataset.state = "failed";
         send.disabled = false;
       }
     },
