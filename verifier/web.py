@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
-from credentials import qr
+from credentials import doctypes, qr
 
 from . import display, requests, service
 from .app import lang
@@ -114,7 +114,20 @@ def request_page(rid: str) -> str:
         raise InputError(e.code, e.ja, e.en, status=e.status) from None
     text = req.qr_text()
     qr_png = "data:image/png;base64," + base64.b64encode(qr.render_png(text, scale=6)).decode()
-    return render_template("verifier/request.html", req=req, text=text, qr_png=qr_png)
+    labels = [_claim_label(name) for name in req.claims]
+    return render_template(
+        "verifier/request.html", req=req, text=text, qr_png=qr_png, labels=labels
+    )
+
+
+def _claim_label(name: str) -> str:
+    """The claim's label in the first document type that has it, else its name."""
+    for doc_type in ("juminhyo", "partnership"):
+        try:
+            return doctypes.get(doc_type).label(name, lang())
+        except ValueError:
+            continue
+    return name
 
 
 @bp.get("/request/<rid>/status")

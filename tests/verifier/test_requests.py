@@ -240,3 +240,9 @@ def test_unknown_ids_and_bad_claims(client) -> None:
 def test_scan_page_offers_the_request(client) -> None:
     html = client.get("/").get_data(as_text=True)
     assert 'action="/request"' in html and "スマートフォンの提示を依頼する" in html
+
+
+def test_request_page_names_the_claims(client) -> None:
+    r = client.post("/request", data={"claims": ["family_name", "address"]}, base_url=BASE)
+    html = client.get(r.headers["Location"], base_url=BASE).get_data(as_text=True)
+    assert '<span id="request-claims">氏、住所</span>' in html
