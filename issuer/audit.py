@@ -54,6 +54,16 @@ OFFER_CREATED = "offer_created"  # a credential offer for the resident's wallet
 OFFER_REDEEMED = "offer_redeemed"  # the wallet took the credential (holder-bound)
 OFFER_REJECTED = "offer_rejected"  # a wrong tx_code, a reused or expired offer, a bad proof
 CERTIFICATE_PRINTED = "certificate_printed"
+CONTRACTOR_REGISTERED = "contractor_registered"
+CONTRACT_UPLOADED = "contract_uploaded"  # a contract version created with its PDF
+CONTRACT_LINK_CREATED = "contract_link_created"  # a one-time signing link for the contractor
+CONTRACT_SIGNED = "contract_signed"  # the contractor's agreement, verified and stored
+CONTRACT_APPROVED = "contract_approved"  # the supervisor signed with the city's key
+CONTRACT_ISSUED = "contract_issued"  # one credential per party
+CONTRACT_AMENDED = "contract_amended"  # a new version of an issued contract
+CONTRACT_TERMINATED = "contract_terminated"  # its credentials revoked
+CONTRACT_REFUSED = "contract_refused"  # a refused link, key or agreement
+CONTRACT_VIEWED = "contract_viewed"  # its PDF opened (by the contractor or a clerk)
 ACTIONS = frozenset(
     {
         SIGN_IN,
@@ -71,6 +81,16 @@ ACTIONS = frozenset(
         OFFER_REDEEMED,
         OFFER_REJECTED,
         CERTIFICATE_PRINTED,
+        CONTRACTOR_REGISTERED,
+        CONTRACT_UPLOADED,
+        CONTRACT_LINK_CREATED,
+        CONTRACT_SIGNED,
+        CONTRACT_APPROVED,
+        CONTRACT_ISSUED,
+        CONTRACT_AMENDED,
+        CONTRACT_TERMINATED,
+        CONTRACT_REFUSED,
+        CONTRACT_VIEWED,
     }
 )
 
@@ -88,6 +108,13 @@ DETAIL_KEYS = frozenset(
         "offer",  # a credential offer's public id
         "holder_key_id",  # the JWK thumbprint of the wallet key a credential is bound to
         "tx",  # an Ethereum transaction hash (key registration, anchoring)
+        "contract",  # a contract version's public id
+        "version",  # a contract's version number (1, then one more per amendment)
+        "previous",  # the public id of the version an amendment replaces
+        "party",  # "orderer" or "contractor"
+        "document_sha256",  # the contract PDF's digest
+        "certificate",  # a certificate's public id
+        "contractor",  # a contractor's public id
     }
 )
 MAX_DETAIL_LENGTH = 128

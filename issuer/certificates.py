@@ -145,6 +145,22 @@ def swap_partners(claims: Mapping[str, Any]) -> dict[str, Any]:
     return swapped
 
 
+def issue_validated(
+    session: Session,
+    doc_type: str,
+    claims: Mapping[str, Any],
+    *,
+    city: City,
+    clerk: User,
+    now: float,
+) -> Certificate:
+    """Validate ``claims`` for any document type and issue one certificate inside the
+    caller's transaction (status index, signature, leaf queued, sealed row, audit
+    entry); the caller commits. Raises ``ValidationError`` (nothing added)."""
+    valid = doctypes.validate_claims(doc_type, claims)
+    return _issue_one(session, doc_type, valid, city=city, clerk=clerk, now=now)
+
+
 def _issue_one(
     session: Session,
     doc_type: str,
@@ -255,10 +271,24 @@ def revoke(
             f"the reason may have at most {MAX_REASON} characters",
         )
     certificate = find(session, cert_id)
+    try:
+        revoke_in_transaction(session, certificate, supervisor=supervisor, reason=reason, now=now)
+    except CertificateError:
+        session.rollback()
+        raise
+    session.commit()
+    return certificate
+
+
+def revoke_in_transaction(
+    session: Session, certificate: Certificate, *, supervisor: User, reason: str, now: float
+) -> None:
+    """Set ``certificate``'s status list entry to revoked inside the caller's
+    transaction (the list row locked), with its audit entry; the caller commits.
+    Raises :class:`CertificateError` when it is already revoked."""
     row = _locked(session, certificate.status_list_id, now)
     session.refresh(certificate)
     if certificate.state == REVOKED:
-        session.rollback()
         raise CertificateError("この証明書はすでに取り消されています", "already revoked")
     entries = sl.StatusList.from_bytes(row.data, bits=row.bits)
     entries.set(certificate.status_index, REVOKED_VALUE)
@@ -274,8 +304,6 @@ def revoke(
         certificate=certificate,
         now=now,
     )
-    session.commit()
-    return certificate
 
 
 # ------------------------------------------------------------------ reading
@@ -345,7 +373,11 @@ def status_list(session: Session, list_id: int) -> sl.StatusList:
 
 
 def holder_name(doc_type: str, claims: Mapping[str, Any]) -> str:
-    """The holder's name as printed: family name, a space, given name."""
+    """The holder's name as printed: family name, a space, given name (a contract's:
+    the contractor's name)."""
+    if doc_type == "contract":
+        contractor = claims.get("contractor")
+        return str(contractor.get("name", "")) if isinstance(contractor, dict) else ""
     prefix = "holder_" if doc_type == PARTNERSHIP else ""
     return (
         f"{claims.get(prefix + 'family_name', '')} {claims.get(prefix + 'given_name', '')}".strip()

@@ -11,7 +11,8 @@ from sqlalchemy import inspect
 
 import issuer.models_audit
 import issuer.models_certificates
-import issuer.models_offers  # noqa: F401 - so do the certificates' and offers' tables
+import issuer.models_contracts
+import issuer.models_offers  # noqa: F401 - so do the certificates', offers' and contracts' tables
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
@@ -22,6 +23,8 @@ TABLES = {"users", "login_failures", "anchor_leaves", "anchor_batches", "alembic
 TABLES |= {"audit_entries", "audit_head", "audit_anchors"}
 TABLES |= {"certificates", "status_lists"}
 TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
+TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
+TABLES |= {"contract_signatures", "contract_credentials"}
 
 
 def tables(url: str) -> set[str]:
