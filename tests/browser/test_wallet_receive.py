@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Demo
+from conftest import CHROMIUM, CHROMIUM_ARGS, Demo
+from fake_camera import write_y4m
 
-from credentials import doctypes, sdjwt
+from credentials import doctypes, qr, sdjwt
 from credentials.trust import TrustList
 from shomei_demo import DEMO_PASSWORD
 from verifier.policy import Verifier
@@ -227,3 +228,63 @@ def test_receive_keep_present_and_delete(browser: Any, demo: Demo, shots: Path) 
     page.screenshot(path=str(shots / "09-deleted.png"), full_page=True)
     assert not problems, problems
     context.close()
+
+
+def test_camera_scan_a_used_offer_and_offline(playwright: Any, demo: Demo, shots: Path) -> None:
+    """The offer QR read by the camera (Chromium's fake capture device playing a video
+    of it); the same offer refused once used; the wallet opening offline."""
+    s = clerk_session(demo)
+    _, link, tx_code = issue_and_offer(s, demo)
+    video = write_y4m(qr.render_png(link, scale=6), shots / "camera.y4m")
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        context = browser.new_context(locale="ja-JP", viewport=MOBILE)
+        context.grant_permissions(["camera"], origin=demo.wallet_url)
+        page = context.new_page()
+        page.goto(f"{demo.wallet_url}/")
+        page.wait_for_selector("#list-empty:not([hidden])")
+        page.click("#tab-receive")
+        page.click("#camera-start")
+        page.wait_for_selector("#camera-box:not([hidden])")
+        page.screenshot(path=str(shots / "01-camera-on.png"), full_page=True)
+        page.wait_for_selector("#code-step:not([hidden])", timeout=30_000)
+        assert page.is_hidden("#camera-box")
+        assert page.inner_text("#offer-type") == "住民票の写し"
+        page.fill("#tx-code", tx_code)
+        page.click("#receive-submit")
+        page.wait_for_selector("#list-view:not([hidden]) .cert-item", timeout=30_000)
+        page.screenshot(path=str(shots / "02-received.png"), full_page=True)
+
+        # The same offer again: it worked once, so it is refused, with what to do.
+        page.click("#tab-receive")
+        page.click("#offer-paste-summary")
+        page.fill("#offer-text", link)
+        page.click("#offer-paste")
+        page.wait_for_selector("#code-step:not([hidden])")
+        page.fill("#tx-code", tx_code)
+        page.click("#receive-submit")
+        page.wait_for_selector("#receive-error:not([hidden])")
+        assert "すでに使われた" in page.inner_text("#receive-error")
+        assert "窓口" in page.inner_text("#receive-error")
+        page.screenshot(path=str(shots / "03-used-offer.png"), full_page=True)
+
+        # Offline: the service worker serves the shell, IndexedDB the certificate.
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        page.reload()  # now controlled by the service worker
+        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        page.reload()
+        page.wait_for_selector(".cert-item")
+        assert page.is_visible("#offline-note")
+        assert page.inner_text(".cert-item .cert-title") == "住民票の写し"
+        page.screenshot(path=str(shots / "04-offline.png"), full_page=True)
+        context.set_offline(False)
+        context.close()
+    finally:
+        browser.close()
