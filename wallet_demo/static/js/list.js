@@ -118,9 +118,9 @@ export function renderDetail(record, parts) {
     summary.append(el("p", "note", `${t("状態の確認", "Status checked")}: ${when}`));
   }
   if (record.evidence && record.evidence.block !== undefined) {
-    summary.append(
-      el("p", "note", `${t("ブロック", "Block")} ${record.evidence.block}`),
-    );
+    const when = record.evidence.timestamp ? `, ${formatDate(record.evidence.timestamp * 1000, lang())}` : "";
+    const text = t(`ブロックチェーンに記録: ブロック ${record.evidence.block}`, `Recorded on chain: block ${record.evidence.block}`);
+    summary.append(el("p", "note anchor-block", text + when));
   }
   const claims = parts.claims;
   claims.replaceChildren();
@@ -147,7 +147,7 @@ export async function refreshRecord(record, { force = false } = {}) {
   const due = force || !current.statusCheckedAt || Date.now() - current.statusCheckedAt > STATUS_TTL;
   if (current.status && due) {
     try {
-      const value = await fetchStatus(current.status);
+      const value = await fetchStatus(current.status, current.issuer);
       const latest = (await getCredential(current.id)) || current;
       current = { ...latest, statusValue: value, statusCheckedAt: Date.now() };
       await putCredential(current);

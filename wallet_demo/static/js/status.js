@@ -1,8 +1,9 @@
 // A credential's revocation status from its issuer's Token Status List token
 // (draft-ietf-oauth-status-list, as credentials/status_list.py writes it): a JWT
 // whose payload has status_list {bits, lst}, lst = base64url(zlib(bytes)), entry i at
-// bit i*bits, least significant bit first. The token's signature is not checked here:
-// the status is shown to the resident; verifiers check it themselves.
+// bit i*bits, least significant bit first. With the issuer given, the token must be
+// signed by one of the issuer's keys (issuerkeys.js).
+import { verifyIssuerJws } from "./issuerkeys.js";
 import { b64uDecode } from "./keys.js";
 
 export const VALID = 0;
@@ -56,14 +57,18 @@ export function tokenPayload(token) {
   return JSON.parse(new TextDecoder().decode(b64uDecode(parts[1])));
 }
 
-/** Fetch `status.uri` and read entry `status.idx`: 0 valid, 1 revoked, 2 suspended… */
-export async function fetchStatus(status) {
+/**
+ * Fetch `status.uri` and read entry `status.idx`: 0 valid, 1 revoked, 2 suspended…
+ * With `issuer`, the token's signature is checked against the issuer's keys first.
+ */
+export async function fetchStatus(status, issuer = null) {
   const response = await fetch(status.uri, {
     headers: { Accept: "application/statuslist+jwt" },
     cache: "no-cache",
   });
   if (!response.ok) throw new Error(`status list: HTTP ${response.status}`);
-  const payload = tokenPayload(await response.text());
+  const token = await response.text();
+  const payload = issuer ? await verifyIssuerJws(token, issuer, "statuslist+jwt") : tokenPayload(token);
   if (payload.sub !== undefined && payload.sub !== status.uri) {
     throw new Error("the status list token is for another list");
   }
