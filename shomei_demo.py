@@ -299,6 +299,7 @@ def serve(
             "KEY_PASSPHRASE": PASSPHRASE,
             "ANCHOR_ACCOUNT": ChainAccount.dev(CITY_DEV_ACCOUNT),
             "ANCHOR_INTERVAL_SECONDS": 3.0,  # a short batch interval: the demo is small
+            "STATUS_TTL": 5,  # verifiers refetch status lists soon: a revocation shows at once
         }
     )
     # The verifier trusts only the chain's registry (data/chain.json), as in production,
