@@ -157,6 +157,7 @@ async function submitCode(event) {
     } else if (known && ["used", "expired", "not_valid", "offer"].includes(e.kind)) {
       show($("code-step"), false);
       show($("offer-step"), true);
+      $("offer-text").value = "";
       state.offer = null;
     }
     if (!known) console.error(e);
@@ -273,6 +274,13 @@ function bind() {
     show($("offline-note"), !navigator.onLine);
     if (navigator.onLine) refreshAll();
   };
+  window.addEventListener("hashchange", () => {
+    const offer = offerInUrl();
+    if (offer) {
+      history.replaceState(null, "", location.pathname + location.search);
+      takeOffer(offer);
+    }
+  });
   window.addEventListener("online", online);
   window.addEventListener("offline", online);
   show($("offline-note"), !navigator.onLine);

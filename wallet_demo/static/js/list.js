@@ -144,11 +144,13 @@ export function renderDetail(record, parts) {
 export async function refreshRecord(record, { force = false } = {}) {
   let current = record;
   if (!current.evidence) current = (await fetchEvidence(current)) || current;
+  if (!(await getCredential(current.id))) return current; // deleted meanwhile
   const due = force || !current.statusCheckedAt || Date.now() - current.statusCheckedAt > STATUS_TTL;
   if (current.status && due) {
     try {
       const value = await fetchStatus(current.status, current.issuer);
-      const latest = (await getCredential(current.id)) || current;
+      const latest = await getCredential(current.id);
+      if (!latest) return current; // deleted while the list was on its way
       current = { ...latest, statusValue: value, statusCheckedAt: Date.now() };
       await putCredential(current);
     } catch {

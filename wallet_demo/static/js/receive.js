@@ -322,7 +322,8 @@ export async function fetchEvidence(record) {
     return null;
   }
   if (!evidence || !evidence.receipt || !evidence.root) return null;
-  const latest = (await getCredential(record.id)) || record;
+  const latest = await getCredential(record.id);
+  if (!latest) return null; // deleted meanwhile: do not bring it back
   const updated = { ...latest, evidence };
   await putCredential(updated);
   return updated;
