@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         audit_views,
         auth,
         config,
+        contract_views,
         csrf,
         db,
         errors,
@@ -56,6 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     app.register_blueprint(print_views.bp)
     app.register_blueprint(oid4vci_views.bp)
+    app.register_blueprint(contract_views.bp)
+    app.register_blueprint(contract_views.sign_bp)
     return app
 
 

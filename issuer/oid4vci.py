@@ -58,7 +58,7 @@ from .models_offers import (
     UsedNonce,
 )
 
-CONFIGURATIONS = (certificates.JUMINHYO, certificates.PARTNERSHIP)
+CONFIGURATIONS = (certificates.JUMINHYO, certificates.PARTNERSHIP, "contract")
 PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 OFFER_SCHEME = "openid-credential-offer://"
 PROOF_TYP = "openid4vci-proof+jwt"

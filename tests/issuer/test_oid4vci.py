@@ -238,7 +238,7 @@ def test_metadata_documents(city_app: Flask):
     assert meta["nonce_endpoint"] == f"{ISSUER}/oid4vci/nonce"
     assert meta["token_endpoint"] == f"{ISSUER}/oid4vci/token"
     configs = meta["credential_configurations_supported"]
-    assert set(configs) == {"juminhyo", "partnership"}
+    assert set(configs) == {"juminhyo", "partnership", "contract"}
     entry = configs["juminhyo"]
     assert entry["format"] == "dc+sd-jwt" and entry["vct"] == f"{ISSUER}/vct/juminhyo/1"
     assert entry["cryptographic_binding_methods_supported"] == ["jwk"]
