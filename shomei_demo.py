@@ -293,9 +293,12 @@ def serve(
     from verifier.app import create_app as create_verifier
     from wallet_demo.app import create_app as create_wallet
 
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    wallet_port = wallet_port or port + 200
     app = create_app(
         {
             "DATA_DIR": data,
+            "WALLET_URL": f"http://{shown}:{wallet_port}",
             "KEY_PASSPHRASE": PASSPHRASE,
             "ANCHOR_ACCOUNT": ChainAccount.dev(CITY_DEV_ACCOUNT),
             "ANCHOR_INTERVAL_SECONDS": 3.0,  # a short batch interval: the demo is small
@@ -307,12 +310,11 @@ def serve(
     relay_hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relay_hosts})
     checker = make_server(host, verifier_port or port + 100, verifier_app, threaded=True)
-    wallet = make_server(host, wallet_port or port + 200, create_wallet(), threaded=True)
+    wallet = make_server(host, wallet_port, create_wallet(), threaded=True)
     for name, server in (("verifier", checker), ("wallet", wallet)):
         threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
     running = worker.build(app.config, db_module.engine_of(app)).start()
     settings = issuer_keys.load(data, PASSPHRASE).settings
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     echo = click.echo
     echo("\n職員用の画面 / issuer service for clerks:")
@@ -327,9 +329,11 @@ def serve(
     echo(f"  QRコードの画像で試す / try it with: {data / 'demo' / 'juminhyo-qr.png'}")
     echo("\n住民のウォレット / the resident's wallet (open it on a phone or a second window):")
     echo(f"  http://{shown}:{wallet.server_port}/")
-    if host == "127.0.0.1":
-        echo("  スマートフォンから開くには --host 0.0.0.0 で起動し、このPCのIPアドレスで開きます")
-        echo("  (from a phone on the same network: start with --host 0.0.0.0, open this PC's IP)")
+    echo("  この端末で試す: 窓口の画面の「デモのウォレットで開く」で受け取り、提示したQRコードの")
+    echo("  画像かテキストを検証用の画面へ / on this computer: 「デモのウォレットで開く」 on the")
+    echo("  clerk's offer, then give the wallet's QR code (image or text) to the verifier")
+    echo("  スマートフォンから: カメラと鍵には https が必要です（README のウォレットの節）")
+    echo("  (a phone needs https for the camera and keys: see the README's wallet section)")
     echo("止めるには Ctrl-C / stop with Ctrl-C\n")
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)

@@ -80,6 +80,8 @@ def offer(clerk: Any) -> tuple[str, str]:
     clerk.click("text=ウォレットに送る（QRコードを表示）")
     clerk.wait_for_selector("#tx-code")
     link = clerk.get_attribute("#offer a[href^='openid-credential-offer://']", "href")
+    demo_link = clerk.get_attribute("#demo-wallet-link", "href")
+    assert demo_link and demo_link.endswith(html.unescape(link).split("//", 1)[1])
     code = re.sub(r"\D", "", clerk.inner_text("#tx-code"))
     return html.unescape(link), code
 
@@ -105,6 +107,7 @@ def present(resident: Any, preset: str, shot: Shots) -> Path:
     resident.click("#present-show")
     resident.wait_for_selector("#present-qr svg")
     assert resident.get_attribute("#present-qr", "data-mode") == "embedded"
+    assert (resident.get_attribute("#present-copy", "data-text") or "").startswith("SH1:")
     path = shot(resident, "resident-shows-qr")
     qr = path.with_name(path.stem + "-code.png")
     resident.locator("#present-qr svg").screenshot(path=str(qr))

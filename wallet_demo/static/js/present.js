@@ -288,9 +288,29 @@ function renderQr(record, names, text, mode) {
       ? "提示データは暗号化して中継サーバーに10分間だけ置かれます。読み取られると消えます。"
       : "QRコードの中に提示データが入っています。" }),
     el("h3", { text: "このQRコードに入っている項目" }), shown,
+    copyButton(text),
     el("button", { type: "button", id: "present-close", class: "button primary", text: "閉じる", onclick: close }),
   );
   window.scrollTo(0, 0);
+}
+
+// For a company checking on the same computer (or a chat, an e-mail): the QR code's text,
+// which the verifier takes pasted as well as scanned.
+function copyButton(text) {
+  const note = el("p", { class: "note", id: "present-copied", "aria-live": "polite" });
+  const button = el("button", {
+    type: "button", id: "present-copy", class: "button", text: "QRコードの内容をテキストでコピー",
+    onclick: () => {
+      const done = () => { note.textContent = "コピーしました。確認サービスの「貼り付け」に貼り付けられます。"; };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, () => { note.textContent = text; });
+      } else {
+        note.textContent = text;
+      }
+    },
+  });
+  button.dataset.text = text;
+  return el("div", { class: "present-copy" }, button, note);
 }
 
 // ------------------------------------------------------------------ answering a request
