@@ -24,7 +24,7 @@ from flask.typing import ResponseReturnValue
 
 from credentials.errors import ValidationError
 
-from . import contract_pdf, contracts
+from . import contract_pdf, contract_signing, contracts
 from .auth import login_required, role_required
 from .certificate_forms import field_errors
 from .contract_agreements import AgreementError, to_sign
@@ -152,7 +152,7 @@ def _view(public_id: str) -> contracts.ContractView:
         abort(404)
 
 
-def _page(public_id: str, *, new_link: contracts.NewLink | None = None) -> Any:
+def _page(public_id: str, *, new_link: contract_signing.NewLink | None = None) -> Any:
     return render_template("issuer/contracts/show.html", v=_view(public_id), new_link=new_link)
 
 
@@ -177,9 +177,11 @@ def document(public_id: str) -> ResponseReturnValue:
 @bp.post("/<public_id>/link")
 @login_required
 def create_link(public_id: str) -> ResponseReturnValue:
-    ttl = float(current_app.config.get("CONTRACT_LINK_TTL_SECONDS", contracts.DEFAULT_LINK_TTL))
+    ttl = float(
+        current_app.config.get("CONTRACT_LINK_TTL_SECONDS", contract_signing.DEFAULT_LINK_TTL)
+    )
     try:
-        link = contracts.create_link(
+        link = contract_signing.create_link(
             get_session(), public_id, clerk=g.user, now=time.time(), ttl=ttl
         )
     except contracts.NotFound:
@@ -280,21 +282,21 @@ def credential(public_id: str, party: str) -> ResponseReturnValue:
 
 
 # ------------------------------------------------------------------ the contractor's page
-def _signing(token: str) -> contracts.SigningPage:
+def _signing(token: str) -> contract_signing.SigningPage:
     try:
-        return contracts.signing_page(get_session(), token, city=city(), now=time.time())
-    except contracts.LinkError as e:
+        return contract_signing.signing_page(get_session(), token, city=city(), now=time.time())
+    except contract_signing.LinkError as e:
         _link_error(e)
 
 
-def _link_error(e: contracts.LinkError) -> Any:
+def _link_error(e: contract_signing.LinkError) -> Any:
     from .web import abort_with
 
     abort_with(e.status, e.ja, e.en)
 
 
 def _sign_page(
-    page: contracts.SigningPage, token: str, error: Any = None, status: int = 200
+    page: contract_signing.SigningPage, token: str, error: Any = None, status: int = 200
 ) -> Any:
     response = make_response(
         render_template(
@@ -321,8 +323,8 @@ def sign_page(token: str) -> ResponseReturnValue:
 @sign_bp.get("/<token>/document.pdf")
 def sign_document(token: str) -> ResponseReturnValue:
     try:
-        data = contracts.link_document(get_session(), token, city=city(), now=time.time())
-    except contracts.LinkError as e:
+        data = contract_signing.link_document(get_session(), token, city=city(), now=time.time())
+    except contract_signing.LinkError as e:
         _link_error(e)
     return _pdf_response(data, "contract.pdf")
 
@@ -334,8 +336,8 @@ def register_key(token: str) -> ResponseReturnValue:
     except ValueError:
         jwk = None
     try:
-        thumbprint = contracts.register_key(get_session(), token, jwk, now=time.time())
-    except contracts.LinkError as e:
+        thumbprint = contract_signing.register_key(get_session(), token, jwk, now=time.time())
+    except contract_signing.LinkError as e:
         _link_error(e)
     except contracts.ContractError as e:
         return {"error": t(e.ja, e.en)}, 400
@@ -345,10 +347,10 @@ def register_key(token: str) -> ResponseReturnValue:
 @sign_bp.post("/<token>")
 def sign(token: str) -> ResponseReturnValue:
     try:
-        contracts.sign_as_contractor(
+        contract_signing.sign_as_contractor(
             get_session(), token, request.form.get("agreement", ""), city=city(), now=time.time()
         )
-    except contracts.LinkError as e:
+    except contract_signing.LinkError as e:
         _link_error(e)
     except AgreementError as e:
         if request.headers.get("Accept") == "application/json":
