@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
 
 from . import openapi, service
+from .app import upload_part
 from .service import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -26,11 +27,31 @@ def _bad(ja: str, en: str) -> InputError:
 
 def _uploaded() -> bytes:
     """Return the multipart ``file`` part. Raises :class:`InputError` without one."""
-    upload = request.files.get("file")
-    if upload is None:
+    data = upload_part("file")
+    if data is None:
         raise _bad("ファイル（file）がありません", "no file part named 'file'")
-    data: bytes = upload.read()
     return data
+
+
+def _verify_form() -> dict[str, Any]:
+    """Verify a multipart ``file`` (the credential) and/or ``document`` (the PDF)."""
+    file, document = upload_part("file"), upload_part("document")
+    if file is None and document is None:
+        raise _bad(
+            "ファイル（file）または契約書PDF（document）がありません",
+            "no part named 'file' or 'document'",
+        )
+    config = current_app.config
+    sub = service.submission(
+        file=file,
+        document=document,
+        max_document_bytes=config["DOCUMENT_MAX_BYTES"],
+        max_pages=config["DOCUMENT_MAX_PAGES"],
+    )
+    result = service.verify_submission(
+        config["VERIFIER"], sub, now=config["CLOCK"](), fetch_link=config["LINK_FETCHER"]
+    )
+    return result.to_json()
 
 
 def _json_request() -> dict[str, Any]:
@@ -82,7 +103,7 @@ def verify() -> Response:
     if request.mimetype == "application/json":
         return jsonify(_verify_json(_json_request()))
     if request.mimetype == "multipart/form-data":
-        return jsonify(_verify(service.upload_text(_uploaded())))
+        return jsonify(_verify_form())
     raise _UNSUPPORTED
 
 

@@ -19,12 +19,16 @@ from flask import Flask, current_app, jsonify, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
-from . import i18n
+from . import documents, i18n
 from .ratelimit import RateLimiter
 from .service import InputError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_UPLOAD = 5 * 1024 * 1024
+#: Multipart overhead allowed beyond the credential file and the contract PDF.
+_FORM_OVERHEAD = 64 * 1024
+#: The endpoints that take a contract PDF besides the credential file.
+_DOCUMENT_ENDPOINTS = frozenset({"web.verify", "api.verify"})
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -74,6 +78,9 @@ def defaults() -> dict[str, Any]:
         # X-Forwarded-For (the rate limit is per client address).
         "TRUSTED_PROXIES": int(os.environ.get("SHOMEI_VERIFIER_TRUSTED_PROXIES", "0")),
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
+        # The contract PDF (``document``) on /verify and /api/verify: its own limits.
+        "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,
+        "DOCUMENT_MAX_PAGES": documents.MAX_PAGES,
         "CLOCK": time.time,
     }
 
@@ -102,6 +109,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     app.before_request(_rate_limit)
+    app.before_request(_document_upload_limit)
     app.after_request(_headers)
     app.register_error_handler(InputError, _input_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -146,6 +154,30 @@ def _rate_limit() -> Response | None:
     response = _error_response(InputError("rate_limited", *_HTTP_CODES[429][1:], status=429))
     response.headers["Retry-After"] = str(limiter.retry_after())
     return response
+
+
+def _document_upload_limit() -> None:
+    """A form with a contract PDF may exceed MAX_CONTENT_LENGTH by the PDF's own limit;
+    the credential file in it is still held to MAX_CONTENT_LENGTH (:func:`upload_part`).
+    Only multipart requests to the verify endpoints: JSON bodies keep the app limit."""
+    if request.endpoint in _DOCUMENT_ENDPOINTS and request.mimetype == "multipart/form-data":
+        config = current_app.config
+        request.max_content_length = (
+            int(config["MAX_CONTENT_LENGTH"]) + int(config["DOCUMENT_MAX_BYTES"]) + _FORM_OVERHEAD
+        )
+
+
+def upload_part(name: str) -> bytes | None:
+    """Return the bytes of the multipart part ``name`` (None when absent or without a
+    file name in a browser form). Raises :class:`InputError` (413) for a credential file
+    over MAX_CONTENT_LENGTH; the ``document`` part is checked by its reader."""
+    upload = request.files.get(name)
+    if upload is None:
+        return None
+    data: bytes = upload.read()
+    if name != "document" and len(data) > int(current_app.config["MAX_CONTENT_LENGTH"]):
+        raise InputError("too_large", *_HTTP_CODES[413][1:], status=413)
+    return data
 
 
 def _limiter() -> RateLimiter | None:

@@ -9,6 +9,7 @@ is ``valid`` only when no check fails.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache, lru_cache
@@ -20,6 +21,9 @@ from anchor.chain import AnchorRecord, ChainUnavailable
 from credentials import doctypes, sdjwt
 from credentials.errors import ShomeiError
 from credentials.trust import IssuerInfo, TrustSource
+
+from . import agreements as agreements_mod
+from .agreements import AgreementCheck
 
 #: Japan has one time zone and no daylight saving time; certificates show its dates.
 JST = timezone(timedelta(hours=9), "JST")
@@ -85,6 +89,8 @@ class VerificationResult:
     issuer: IssuerInfo | None = None
     disclosed: dict[str, Any] = field(default_factory=dict)
     anchor: dict[str, Any] | None = None
+    #: One entry per party's agreement, for a contract whose agreements are disclosed.
+    agreements: tuple[AgreementCheck, ...] | None = None
 
     @classmethod
     def malformed(cls, err: ShomeiError) -> VerificationResult:
@@ -107,7 +113,7 @@ class VerificationResult:
         return next(c for c in self.checks if c.id == check_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "verdict": self.verdict,
             "document_type": self.document_type,
             "issuer": self.issuer.to_json() if self.issuer else None,
@@ -115,6 +121,9 @@ class VerificationResult:
             "anchor": self.anchor,
             "checks": [c.to_json() for c in self.checks],
         }
+        if self.agreements is not None:
+            doc["agreements"] = [a.to_json() for a in self.agreements]
+        return doc
 
 
 class _Report:
@@ -155,9 +164,12 @@ class Verifier:
         aud: str | None = None,
         document: bytes | None = None,
         evidence: bytes | None = None,
+        agreement_tokens: Sequence[str] = (),
     ) -> VerificationResult:
         """Verify a presentation (or a whole SD-JWT VC) at time ``now``; ``evidence`` is
-        the anchor evidence that came with it (the QR container's evidence field).
+        the anchor evidence that came with it (the QR container's evidence field);
+        ``document`` the contract PDF's bytes and ``agreement_tokens`` the parties'
+        agreement JWSs that came with it.
 
         Never raises for bad input: every problem becomes a failed check.
         """
@@ -259,8 +271,19 @@ class Verifier:
             r.fail("validity", e)
         # (8) holder: a key-binding JWT proves the presenter holds the wallet key.
         self._check_holder(r, parsed, payload, now=now, nonce=nonce, aud=aud)
-        # (9) document: a dropped contract PDF against the signed document digest.
-        self._check_document(r, claims, document)
+        # (9) document: a dropped contract PDF against the signed document digest, and
+        # the parties' agreements (signatures over that digest).
+        agreed = None
+        if claims and doc_type.name == "contract":
+            agreed = agreements_mod.check_agreements(
+                claims,
+                issuer=iss,
+                tokens=agreement_tokens,
+                issuer_key=agreements_mod.issuer_key_lookup(
+                    lambda kid: self.trust.resolve_key(iss, kid)
+                ),
+            )
+        self._check_document(r, claims, document, agreed)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
         disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
         disclosed.update(
@@ -274,6 +297,7 @@ class Verifier:
             issuer=info,
             disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
             anchor=self._anchor_json(record),
+            agreements=agreed if r.entries["disclosures"].status == "pass" else None,
         )
 
     def _check_anchor(
@@ -457,24 +481,46 @@ class Verifier:
             r.fail("holder", e)
 
     @staticmethod
-    def _check_document(r: _Report, claims: dict[str, Any], document: bytes | None) -> None:
-        if document is None:
+    def _check_document(
+        r: _Report,
+        claims: dict[str, Any],
+        document: bytes | None,
+        agreed: tuple[AgreementCheck, ...] | None,
+    ) -> None:
+        failed = next((a for a in agreed or () if a.status == "fail"), None)
+        if document is None and failed is None:
             r.add("document", "skip", "文書（PDF）は指定されていません", "no document given")
             return
         expected = claims.get("document_sha256")
-        if not isinstance(expected, str):
+        if document is None:
+            pass
+        elif not isinstance(expected, str):
             r.add(
                 "document",
                 "fail",
                 "文書のハッシュ（document_sha256）が開示されていません",
                 "the document digest (document_sha256) is not disclosed",
             )
-        elif hashlib.sha256(document).hexdigest() == expected.lower():
-            r.add("document", "pass", "原本と一致します", "the document matches the original")
-        else:
+            return
+        elif hashlib.sha256(document).hexdigest() != expected.lower():
             r.add(
-                "document", "fail", "原本と一致しません", "the document does not match the original"
+                "document",
+                "fail",
+                "原本と一致しません（PDFが契約時のものと異なります）",
+                "the document does not match the original (the PDF differs from the one signed)",
             )
+            return
+        if failed is not None:
+            r.add("document", "fail", failed.ja, failed.en)
+        elif agreed and all(a.status == "pass" for a in agreed):
+            r.add(
+                "document",
+                "pass",
+                "原本と一致します（両当事者の署名を確認しました）",
+                "the document matches the original (both parties' signatures verified)",
+            )
+        else:
+            r.add("document", "pass", "原本と一致します", "the document matches the original")
 
 
 def _jst(ts: float) -> str:

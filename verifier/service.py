@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +20,9 @@ from anchor import merkle
 from credentials import qr
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
-from . import inputs
+from . import documents, inputs
+from .agreements import is_agreement_jws
+from .documents import CheckedPdf
 from .inputs import LinkFetcher, Presentation
 from .policy import JST, VerificationResult, Verifier
 
@@ -126,6 +130,85 @@ def _first_page_png(pdf: bytes) -> bytes:
     return out.getvalue()
 
 
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """What was handed in: the credential's text and, optionally, the contract PDF."""
+
+    text: str
+    document: CheckedPdf | None = None
+
+    @property
+    def agreement_tokens(self) -> tuple[str, ...]:
+        """The agreement JWSs among the PDF's attachments (one or more per file)."""
+        if self.document is None:
+            return ()
+        return tuple(
+            word
+            for a in self.document.attachments
+            for word in (a.text() or "").split()
+            if is_agreement_jws(word)
+        )
+
+
+def read_document(data: bytes, *, max_bytes: int, max_pages: int) -> CheckedPdf:
+    """Return the checked contract PDF. Raises :class:`InputError` (400, 413)."""
+    try:
+        return documents.read_pdf(data, max_bytes=max_bytes, max_pages=max_pages)
+    except documents.DocumentError as e:
+        raise InputError(e.code, e.ja, e.en, status=e.status) from None
+
+
+def attached_credential(pdf: CheckedPdf) -> str | None:
+    """Return the credential a PDF carries as an embedded file (the first attachment
+    whose text is an SD-JWT or a Shomei QR payload), or None."""
+    for attachment in pdf.attachments:
+        text = attachment.text()
+        if text and not is_agreement_jws(text) and qr.classify(text) is not None:
+            return text
+    return None
+
+
+def submission(
+    *,
+    file: bytes | None,
+    pasted: str = "",
+    document: bytes | None,
+    max_document_bytes: int = documents.MAX_BYTES,
+    max_pages: int = documents.MAX_PAGES,
+) -> Submission:
+    """Return what to verify from an uploaded credential file, pasted text and a
+    contract PDF (any may be missing; a PDF alone must carry its credential, and so may
+    a PDF given as the credential file). Raises :class:`InputError`."""
+    limits = {"max_bytes": max_document_bytes, "max_pages": max_pages}
+    pdf = read_document(document, **limits) if document is not None else None
+    if file:
+        if pdf is None and documents.is_pdf(file):
+            try:
+                carrier = read_document(file, **limits)
+            except InputError:
+                carrier = None  # not for attachments: perhaps a QR code on its first page
+            text = attached_credential(carrier) if carrier else None
+            if carrier is not None and text is not None:
+                return Submission(text=text, document=carrier)
+        return Submission(text=upload_text(file), document=pdf)
+    if pasted.strip():
+        return Submission(text=pasted.strip(), document=pdf)
+    if pdf is None:
+        raise InputError(
+            "bad_request",
+            "QRコードの画像・ファイルを選ぶか、内容を貼り付けてください",
+            "choose a QR image or a file, or paste the contents",
+        )
+    text = attached_credential(pdf)
+    if text is None:
+        raise InputError(
+            "no_attached_credential",
+            "PDFに証明書が添付されていません。証明書（QRコードの画像・ファイル）も選んでください",
+            "the PDF carries no credential: choose the credential (QR image or file) too",
+        )
+    return Submission(text=text, document=pdf)
+
+
 def parse_at(text: str) -> float:
     """Return the POSIX time of an ISO 8601 time; without an offset it is JST.
     Raises :class:`InputError` for anything else."""
@@ -165,9 +248,12 @@ def verify_text(
     evidence: bytes | None = None,
     nonce: str | None = None,
     aud: str | None = None,
+    document: bytes | None = None,
+    agreement_tokens: Sequence[str] = (),
 ) -> VerificationResult:
     """Decode ``text`` (see :func:`decode_text`) and verify it at ``now``; ``evidence``
-    replaces the evidence the payload carries.
+    replaces the evidence the payload carries; ``document`` is the contract PDF to
+    compare with ``document_sha256``, ``agreement_tokens`` the agreement JWSs with it.
 
     A damaged payload becomes a result with a failed ``format`` check (as in ``shomei
     verify``). Raises :class:`InputError` for text that is no credential at all.
@@ -191,4 +277,20 @@ def verify_text(
         nonce=nonce,
         aud=aud,
         evidence=evidence if evidence is not None else pres.evidence,
+        document=document,
+        agreement_tokens=agreement_tokens,
+    )
+
+
+def verify_submission(
+    verifier: Verifier, sub: Submission, *, now: float, fetch_link: LinkFetcher | None
+) -> VerificationResult:
+    """Verify a :class:`Submission` (see :func:`verify_text`)."""
+    return verify_text(
+        verifier,
+        sub.text,
+        now=now,
+        fetch_link=fetch_link,
+        document=sub.document.data if sub.document else None,
+        agreement_tokens=sub.agreement_tokens,
     )

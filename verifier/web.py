@@ -13,7 +13,7 @@ from flask.wrappers import Response
 from credentials import doctypes, qr
 
 from . import display, requests, service
-from .app import lang
+from .app import lang, upload_part
 from .service import InputError
 
 bp = Blueprint("web", __name__)
@@ -24,35 +24,37 @@ def scan() -> str:
     return render_template("verifier/scan.html")
 
 
-def _submitted_text() -> str:
-    """Return the uploaded file's text (its QR code's, for an image or PDF) or the
-    pasted text. Raises :class:`InputError` when neither was given."""
+def _submission() -> service.Submission:
+    """Return the uploaded credential file (its QR code's text, for an image or a PDF)
+    or the pasted text, with the contract PDF when one was chosen. Raises
+    :class:`InputError` when nothing usable was given."""
     upload = request.files.get("file")
-    if upload is not None and upload.filename:
-        return service.upload_text(upload.read())
-    pasted = request.form.get("presentation", "").strip()
-    if not pasted:
-        raise InputError(
-            "bad_request",
-            "QRコードの画像・ファイルを選ぶか、内容を貼り付けてください",
-            "choose a QR image or a file, or paste the contents",
-        )
-    return pasted
+    document = request.files.get("document")
+    config = current_app.config
+    return service.submission(
+        file=upload_part("file") if upload is not None and upload.filename else None,
+        pasted=request.form.get("presentation", ""),
+        document=upload_part("document") if document is not None and document.filename else None,
+        max_document_bytes=config["DOCUMENT_MAX_BYTES"],
+        max_pages=config["DOCUMENT_MAX_PAGES"],
+    )
 
 
 @bp.post("/verify")
 def verify() -> str:
-    text = _submitted_text()
-    result = service.verify_text(
+    sub = _submission()
+    result = service.verify_submission(
         current_app.config["VERIFIER"],
-        text,
+        sub,
         now=current_app.config["CLOCK"](),
         fetch_link=current_app.config["LINK_FETCHER"],
     )
     page = display.view(
         result.to_json(), lang(), explorer_tx_url=current_app.config["EXPLORER_TX_URL"]
     )
-    return render_template("verifier/result.html", r=page, text=text.strip())
+    return render_template(
+        "verifier/result.html", r=page, text=sub.text.strip(), with_document=bool(sub.document)
+    )
 
 
 # ------------------------------------------------------------------ requests to a wallet
