@@ -81,7 +81,9 @@
   async function keyPair() {
     const registered = data.registered ? JSON.parse(data.registered) : null;
     if (registered) {
-      const pair = await withStore("readonly", (s) => s.get(registered_id(registered)));
+      // IndexedDB keys are the thumbprints of the public keys.
+      const id = await thumbprint(registered);
+      const pair = await withStore("readonly", (s) => s.get(id));
       if (!pair) throw new Error(data.msgNokey);
       return { pair, jwk: registered };
     }
@@ -96,12 +98,6 @@
     await post(data.keyUrl, { jwk: JSON.stringify(jwk) });
     data.registered = JSON.stringify(jwk);
     return { pair, jwk };
-  }
-
-  // IndexedDB keys are the thumbprints; a registered key is looked up by its own.
-  const thumbprints = new Map();
-  function registered_id(jwk) {
-    return thumbprints.get(JSON.stringify(jwk));
   }
 
   async function sign() {
@@ -122,10 +118,6 @@
     if (!window.crypto || !crypto.subtle || !window.indexedDB) {
       say(data.msgUnsupported, true);
       return false;
-    }
-    if (data.registered) {
-      const jwk = JSON.parse(data.registered);
-      thumbprints.set(JSON.stringify(jwk), await thumbprint(jwk));
     }
     return true;
   }

@@ -526,3 +526,23 @@ def test_pages_and_navigation(city_app: Flask, clerk: FlaskClient):
     )
     assert clerk.get("/contracts/nope").status_code == 404
     assert city_app.test_client().get("/contracts/").status_code == 302  # sign in first
+
+
+def test_each_copy_can_be_sent_to_a_wallet(
+    city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
+):
+    public_id, _ = signed_contract(city_app, clerk, pdf_bytes())
+    approve(supervisor, public_id)
+    page = supervisor.get(f"/contracts/{public_id}").get_data(as_text=True)
+    cert_ids = re.findall(r"/certificates/([A-Za-z0-9_-]{22})", page)
+    assert len(set(cert_ids)) == 2
+    for cert_id in set(cert_ids):
+        shown = clerk.get(f"/certificates/{cert_id}")
+        assert shown.status_code == 200 and CONTRACTOR["name"] in shown.get_data(as_text=True)
+        token = csrf_token(clerk, f"/certificates/{cert_id}")
+        offer = clerk.post(f"/certificates/{cert_id}/offer", data={"csrf_token": token})
+        assert offer.status_code in (200, 303)
+        followed = clerk.get(offer.headers["Location"]) if offer.status_code == 303 else offer
+        assert "openid-credential-offer://" in followed.get_data(as_text=True)
+        printed = clerk.get(f"/certificates/{cert_id}/print.pdf")
+        assert printed.status_code == 200 and printed.data.startswith(b"%PDF-")

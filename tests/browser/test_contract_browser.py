@@ -1,0 +1,107 @@
+"""The contractor's signing page in a real browser, against ``shomei demo``: the clerk
+uploads a contract and makes the link; the contractor opens it on a phone-sized screen,
+agrees and signs with a WebCrypto key kept in IndexedDB; the supervisor approves and
+both credentials are issued. Screenshots go to ``build/screenshots/``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Demo
+from fpdf import FPDF
+
+from shomei_demo import DEMO_PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def sign_in(page: Any, demo: Demo, username: str) -> None:
+    page.goto(f"{demo.issuer_url}/auth/login")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+
+
+def contract_pdf() -> bytes:
+    doc = FPDF()
+    doc.set_font("helvetica", size=14)
+    doc.add_page()
+    doc.cell(text="Public works contract (browser test)")
+    return bytes(doc.output())
+
+
+def test_contractor_signs_with_webcrypto_and_supervisor_approves(
+    browser: Any, demo: Demo, shots: Path
+) -> None:
+    city = browser.new_context(locale="ja-JP", viewport={"width": 1024, "height": 1300})
+    page = city.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, demo, "madoguchi")
+    page.click("text=契約")
+    page.click("text=受注者を登録する")
+    page.fill("#name", "株式会社ブラウザ建設")
+    page.fill("#corporate_number", "7000012050002")
+    page.fill("#representative", "代表取締役 試験 太郎")
+    page.fill("#email", "sign@browser-kensetsu.example.jp")
+    page.click("form.card button.primary")
+    page.wait_for_url(re.compile(r"/contracts/new$"))
+    page.select_option("#contractor", label="株式会社ブラウザ建設（7000012050002）")
+    page.fill("#title", "市道補修工事（ブラウザ試験）")
+    page.fill("#contract_number", "契第B-0001号")
+    page.fill("#amount_jpy", "1100000")
+    page.fill("#period_start", "2027-01-10")
+    page.fill("#period_end", "2027-03-31")
+    page.set_input_files(
+        "#document",
+        files=[{"name": "contract.pdf", "mimeType": "application/pdf", "buffer": contract_pdf()}],
+    )
+    page.click("form.card button.primary")
+    page.wait_for_url(re.compile(r"/contracts/[A-Za-z0-9_-]{22}$"))
+    contract_url = page.url
+    page.click("#link button[type=submit]")
+    link = page.input_value("#sign-link")
+    page.screenshot(path=str(shots / "01-link.png"), full_page=True)
+
+    phone = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+    contractor = phone.new_page()
+    contractor.on("pageerror", lambda e: errors.append(str(e)))
+    contractor.goto(link)
+    assert "市道補修工事（ブラウザ試験）" in contractor.content()
+    contractor.check("#agree")
+    contractor.click("#sign-button")
+    contractor.wait_for_selector("#sign[data-signed='1']")
+    assert "署名しました" in contractor.inner_text("#sign-status")
+    contractor.screenshot(path=str(shots / "02-signed.png"), full_page=True)
+    # The private key stays in the browser: IndexedDB holds a non-extractable key.
+    extractable = contractor.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const req = indexedDB.open("shomei-contract-keys", 1);
+            req.onsuccess = () => {
+                const tx = req.result.transaction("keys", "readonly");
+                const all = tx.objectStore("keys").getAll();
+                all.onsuccess = () => resolve(all.result.map((p) => p.privateKey.extractable));
+            };
+            req.onerror = () => reject(req.error);
+        })"""
+    )
+    assert extractable == [False]
+    contractor.goto(link)  # the link works once
+    assert "すでに使われました" in contractor.content()
+
+    boss = browser.new_context(locale="ja-JP", viewport={"width": 1024, "height": 1300})
+    supervisor = boss.new_page()
+    sign_in(supervisor, demo, "kanri")
+    supervisor.goto(contract_url)
+    supervisor.click("#approve button[type=submit]")
+    supervisor.wait_for_url(contract_url)
+    assert "締結済み" in supervisor.inner_text("#state")
+    assert supervisor.locator("#credentials tr.copy").count() == 2
+    supervisor.screenshot(path=str(shots / "03-issued.png"), full_page=True)
+    assert not errors, errors
+    for context in (city, phone, boss):
+        context.close()
