@@ -65,9 +65,19 @@ def _uploaded_pdf() -> contract_pdf.CheckedPdf:
         raise ValidationError([("document", e.ja, e.en)]) from None
 
 
+UPLOADS = frozenset({"contracts.create", "contracts.amend"})
+
+
 def _allow_upload() -> None:
-    # Forms are limited to 1 MiB app-wide; a contract upload may carry its PDF.
-    request.max_content_length = _max_pdf() + 256 * 1024
+    # Forms are limited to 1 MiB app-wide; a contract upload may carry its PDF. This
+    # runs before every other hook: the CSRF check reads (and so parses) the form.
+    if request.endpoint in UPLOADS and request.method == "POST":
+        request.max_content_length = _max_pdf() + 256 * 1024
+
+
+@bp.record_once
+def _first_hook(state: Any) -> None:
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _allow_upload)
 
 
 def _pdf_response(data: bytes, name: str) -> ResponseReturnValue:
@@ -126,7 +136,6 @@ def new() -> ResponseReturnValue:
 @bp.post("/new")
 @login_required
 def create() -> ResponseReturnValue:
-    _allow_upload()
     session, now = get_session(), time.time()
     try:
         pdf = _uploaded_pdf()
@@ -223,7 +232,6 @@ def amend(public_id: str) -> ResponseReturnValue:
             "site": previous.site or "",
         }
         return _form(values, previous=previous)
-    _allow_upload()
     session, now = get_session(), time.time()
     try:
         pdf = _uploaded_pdf()
