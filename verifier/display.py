@@ -11,6 +11,7 @@ from typing import Any
 
 from credentials import doctypes
 
+from . import i18n
 from .policy import JST
 
 _ICONS = {"pass": "✔", "fail": "✘", "warn": "!", "skip": "–"}
@@ -61,6 +62,71 @@ def claim_rows(doc_type: str | None, disclosed: dict[str, Any], lang: str) -> li
     return rows
 
 
+def _date(value: Any, lang: str) -> str:
+    try:
+        return doctypes.format_date(str(value), lang)
+    except ValueError:
+        return str(value)
+
+
+def _time(value: str, lang: str) -> str:
+    """``2025年10月10日（令和7年10月10日） 10:00 JST`` from an RFC 3339 time."""
+    try:
+        when = datetime.fromisoformat(value).astimezone(JST)
+    except ValueError:
+        return value
+    return f"{doctypes.format_date(when.date().isoformat(), lang)} {when:%H:%M} JST"
+
+
+def yen(amount: Any, lang: str) -> str:
+    """``¥12,650,000（税込）`` / ``¥12,650,000 (tax included)``."""
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        return str(amount)
+    return (
+        f"¥{amount:,}（{i18n.text('tax_included', lang)}）"
+        if lang != "en"
+        else (f"¥{amount:,} ({i18n.text('tax_included', lang)})")
+    )
+
+
+def contract_view(doc: dict[str, Any], lang: str) -> dict[str, Any] | None:
+    """Return the contract section (parties, amount, period, signatures) of a contract
+    result, or None for another document type."""
+    if doc.get("document_type") != "contract":
+        return None
+    claims = doc.get("disclosed") or {}
+    period = claims.get("period") if isinstance(claims.get("period"), dict) else None
+    key = "message_en" if lang == "en" else "message_ja"
+    signatures = [
+        {
+            "party": i18n.text(f"party_{a['party']}", lang)
+            if a["party"] in ("orderer", "contractor")
+            else a["party"],
+            "time": _time(a["signed_at"], lang) if a["signed_at"] else "",
+            "thumbprint": a["key_thumbprint"],
+            "status": a["status"],
+            "icon": _ICONS[a["status"]],
+            "message": a[key],
+        }
+        for a in doc.get("agreements") or []
+    ]
+    return {
+        "title": claims.get("title"),
+        "number": claims.get("contract_number"),
+        "orderer": claims.get("orderer") if isinstance(claims.get("orderer"), dict) else None,
+        "contractor": claims.get("contractor")
+        if isinstance(claims.get("contractor"), dict)
+        else None,
+        "amount": yen(claims["amount_jpy"], lang) if "amount_jpy" in claims else None,
+        "period": f"{_date(period.get('start'), lang)} 〜 {_date(period.get('end'), lang)}"
+        if period
+        else None,
+        "site": claims.get("site"),
+        "concluded_on": _date(claims["concluded_on"], lang) if "concluded_on" in claims else None,
+        "signatures": signatures,
+    }
+
+
 def view(doc: dict[str, Any], lang: str, *, explorer_tx_url: str | None) -> dict[str, Any]:
     """Return what the result template shows: verdict, revoked flag, type title, issuer,
     claim rows, anchor (with the explorer link when configured) and check rows."""
@@ -88,8 +154,16 @@ def view(doc: dict[str, Any], lang: str, *, explorer_tx_url: str | None) -> dict
         "revoked": revoked,
         "title": doctypes.get(doc_type).title(lang) if known and doc_type else None,
         "issuer": doc.get("issuer"),
-        "claims": claim_rows(doc_type, doc.get("disclosed") or {}, lang),
+        # A contract's agreements are shown in its own table, not as raw claim rows.
+        "claims": claim_rows(
+            doc_type,
+            {k: v for k, v in (doc.get("disclosed") or {}).items() if k != "agreements"},
+            lang,
+        ),
         "anchor": anchor_view,
+        "contract": contract_view(doc, lang),
+        # True / False when a document was dropped (None: its digest is not disclosed).
+        "document": doc["document"] if doc.get("document") else None,
         "checks": [
             {
                 "id": c["id"],

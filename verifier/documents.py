@@ -13,7 +13,7 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from credentials import sdjwt
 from credentials.errors import ShomeiError
@@ -65,6 +65,9 @@ class CheckedPdf:
     sha256: str
     pages: int
     attachments: tuple[Attachment, ...]
+    #: Lengths of earlier revisions (incremental updates) of which this file only adds
+    #: embedded files: the original contract PDF may be one of them.
+    revisions: tuple[int, ...] = ()
 
 
 def is_pdf(data: bytes) -> bool:
@@ -92,15 +95,19 @@ def read_pdf(
     # Real PDFs start with the header; readers tolerate junk before it, we do not.
     if not is_pdf(data):
         raise _not_a_pdf()
-    pages, attachments = _parse(data, max_pages=max_pages, max_attachment=max_attachment)
+    pages, attachments, revisions = _parse(data, max_pages=max_pages, max_attachment=max_attachment)
     return CheckedPdf(
-        data=data, sha256=hashlib.sha256(data).hexdigest(), pages=pages, attachments=attachments
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        pages=pages,
+        attachments=attachments,
+        revisions=revisions,
     )
 
 
 def _parse(
     data: bytes, *, max_pages: int, max_attachment: int
-) -> tuple[int, tuple[Attachment, ...]]:
+) -> tuple[int, tuple[Attachment, ...], tuple[int, ...]]:
     from pypdf import PdfReader
 
     logger = logging.getLogger("pypdf")
@@ -127,7 +134,9 @@ def _parse(
                     f"ページ数が多すぎます（{pages}ページ、{max_pages}ページまで）",
                     f"too many pages ({pages}; at most {max_pages})",
                 )
-            return pages, _attachments(reader, max_attachment)
+            attachments = _attachments(reader, max_attachment)
+            revisions = _attachment_only_revisions(data, reader) if attachments else ()
+            return pages, attachments, revisions
     except DocumentError:
         raise
     except Exception:  # pypdf raises many kinds on malformed input; all mean "unreadable"
@@ -160,6 +169,106 @@ def _attachments(reader: PdfReader, max_attachment: int) -> tuple[Attachment, ..
             continue
         found.append(Attachment(name=name, data=bytes(content)))
     return tuple(found)
+
+
+#: At most this many earlier revisions are looked at.
+MAX_REVISIONS = 4
+_EOF = b"%%EOF"
+
+
+def _attachment_only_revisions(data: bytes, reader: PdfReader) -> tuple[int, ...]:
+    """Return the lengths of the earlier revisions that the later updates change only
+    by adding embedded files: every object of the revision reads the same in the whole
+    file, except the catalog and its name dictionary, which may gain /Names and
+    /EmbeddedFiles and nothing else (no new page, action or script)."""
+    from pypdf import PdfReader
+
+    ends: list[int] = []
+    at = data.rfind(_EOF, 0, len(data) - len(_EOF))
+    while at > 0 and len(ends) < MAX_REVISIONS:
+        end = at + len(_EOF)
+        end += 2 if data[end : end + 2] == b"\r\n" else 1 if data[end : end + 1] in b"\r\n" else 0
+        ends.append(end)
+        at = data.rfind(_EOF, 0, at)
+    found = []
+    for end in ends:
+        try:
+            old = PdfReader(io.BytesIO(data[:end]), strict=False)
+            if not old.is_encrypted and _only_attachments_added(old, reader):
+                found.append(end)
+        except Exception:  # not a complete PDF on its own: not a revision
+            continue
+    return tuple(found)
+
+
+def _only_attachments_added(old: PdfReader, new: PdfReader) -> bool:
+    old_root: Any = old.trailer.raw_get("/Root")
+    new_root: Any = new.trailer.raw_get("/Root")
+    old_cat: Any = old_root.get_object()
+    new_cat: Any = new_root.get_object()
+    allowed = {old_root.idnum}
+    old_names = old_cat.raw_get("/Names") if "/Names" in old_cat else None
+    if old_names is not None and hasattr(old_names, "idnum"):
+        allowed.add(old_names.idnum)
+    # The catalog: the same but for /Names; /Names: the same but for /EmbeddedFiles.
+    if _plain(_without(old_cat, "/Names")) != _plain(_without(new_cat, "/Names")):
+        return False
+    old_n, new_n = old_cat.get("/Names"), new_cat.get("/Names")
+    old_nd = old_n.get_object() if old_n is not None else {}
+    new_nd = new_n.get_object() if new_n is not None else {}
+    if _plain(_without(old_nd, "/EmbeddedFiles")) != _plain(_without(new_nd, "/EmbeddedFiles")):
+        return False
+    for gen, table in old.xref.items():
+        for idnum in table:
+            if idnum in allowed or gen == 65535:
+                continue
+            if _plain(_effective(old.get_object(idnum))) != _plain(
+                _effective(new.get_object(idnum))
+            ):
+                return False
+    return len(old.xref_objStm) == 0 or all(
+        _plain(_effective(old.get_object(i))) == _plain(_effective(new.get_object(i)))
+        for i in old.xref_objStm
+        if i not in allowed
+    )
+
+
+_INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+
+
+def _effective(obj: Any) -> Any:
+    """A page with its inherited attributes filled in from its parents (writers may
+    copy them into the page without changing what it shows); other objects as they are."""
+    if not isinstance(obj, dict) or obj.get("/Type") != "/Page":
+        return obj
+    page = dict(obj)
+    parent, depth = obj.get("/Parent"), 0
+    while parent is not None and depth < 32:
+        node = parent.get_object()
+        for key in _INHERITABLE:
+            if key not in page and key in node:
+                page[key] = node[key]
+        parent, depth = node.get("/Parent"), depth + 1
+    return page
+
+
+def _without(d: object, key: str) -> dict[str, object]:
+    return {k: v for k, v in d.items() if k != key} if isinstance(d, dict) else {}
+
+
+def _plain(value: object) -> object:
+    """A comparable form of a pypdf object: references by number, streams by bytes."""
+    from pypdf.generic import IndirectObject, StreamObject
+
+    if isinstance(value, IndirectObject):
+        return ("ref", value.idnum, value.generation)
+    if isinstance(value, StreamObject):
+        return ("stream", _plain(dict(value)), bytes(value._data))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return (type(value).__name__, repr(value)) if value is not None else None
 
 
 def _not_a_pdf() -> DocumentError:

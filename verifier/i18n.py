@@ -57,6 +57,38 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     "checked_at": ("確認日時", "Checked at"),
     "other_lang": ("English", "日本語"),
+    "document_input": ("契約書PDF（原本の確認）", "Contract PDF (check the original)"),
+    "document_hint": (
+        "任意。契約書の証明書と一緒に選ぶと、PDFが原本と一致するか確認します。"
+        "証明書が添付されたPDFだけでも確認できます。",
+        "Optional. With a contract's credential, checks that the PDF is the original; "
+        "a PDF carrying its credential as an attachment can be checked alone.",
+    ),
+    "original_match": ("原本と一致", "Matches the original"),
+    "original_mismatch": ("原本と不一致", "Does not match the original"),
+    "original_unknown": (
+        "原本のハッシュが開示されていません",
+        "The original's digest is not disclosed",
+    ),
+    "contract": ("契約の内容", "The contract"),
+    "contract_title": ("件名", "Title"),
+    "contract_number": ("契約番号", "Contract number"),
+    "orderer": ("発注者", "Orderer"),
+    "contractor": ("受注者", "Contractor"),
+    "corporate_number": ("法人番号", "Corporate number"),
+    "representative": ("代表者", "Representative"),
+    "amount": ("契約金額", "Contract amount"),
+    "tax_included": ("税込", "tax included"),
+    "period": ("工期", "Construction period"),
+    "site": ("工事場所", "Site"),
+    "concluded_on": ("締結日", "Concluded on"),
+    "signatures": ("当事者の署名", "The parties' signatures"),
+    "party": ("当事者", "Party"),
+    "signed_at": ("署名日時", "Signed at"),
+    "key_thumbprint": ("鍵の指紋", "Key thumbprint"),
+    "signature_check": ("署名の確認", "Signature check"),
+    "party_orderer": ("発注者", "Orderer"),
+    "party_contractor": ("受注者", "Contractor"),
 }
 
 

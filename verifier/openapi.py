@@ -68,6 +68,50 @@ _RESULT = {
             ]
         },
         "checks": {"type": "array", "items": {"$ref": _REF + "Check"}, "minItems": 9},
+        "agreements": {
+            "type": "array",
+            "description": "A contract's agreements, one per party: whether each party's "
+            "signature over the document digest verifies (only with its agreement JWS, "
+            "attached to the contract PDF; otherwise `warn`).",
+            "items": {"$ref": _REF + "Agreement"},
+        },
+        "document": {
+            "type": "object",
+            "description": "The contract PDF sent as `document`: its SHA-256 and whether "
+            "it equals the credential's `document_sha256` (null: not disclosed).",
+            "required": ["sha256", "matches", "original_bytes"],
+            "properties": {
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "matches": {"type": ["boolean", "null"]},
+                "original_bytes": {
+                    "type": ["integer", "null"],
+                    "description": "The length of the matching part: the whole file, or "
+                    "an earlier revision when only attachments were added after it.",
+                },
+            },
+        },
+    },
+}
+
+_AGREEMENT = {
+    "type": "object",
+    "required": [
+        "party",
+        "signed_at",
+        "key_thumbprint",
+        "status",
+        "message",
+        "message_ja",
+        "message_en",
+    ],
+    "properties": {
+        "party": {"type": "string", "description": "orderer or contractor"},
+        "signed_at": {"type": "string"},
+        "key_thumbprint": {"type": "string"},
+        "status": {"enum": ["pass", "fail", "warn"]},
+        "message": {"type": "string"},
+        "message_ja": {"type": "string"},
+        "message_en": {"type": "string"},
     },
 }
 
@@ -118,6 +162,17 @@ _FILE_FORM = {
     "properties": {"file": {"type": "string", "format": "binary"}},
 }
 
+_VERIFY_FORM = {
+    "type": "object",
+    "description": "`file`: the credential (QR image, PDF with a QR code, SD-JWT or "
+    "`SH1:` text); `document`: the contract PDF to compare with `document_sha256`. "
+    "Either may be alone: a `document` alone must carry the credential as an embedded "
+    "file. The PDF: at most 10 MiB and 200 pages, not encrypted.",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "document": {"type": "string", "format": "binary"},
+    },
+}
 
 _EXAMPLES = {
     "damaged_qr_payload": {
@@ -139,8 +194,12 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _ERRORS = {
-    "400": _error("Unusable input: not a credential, unreadable image, no QR code found."),
-    "413": _error("The request or the presentation is too large."),
+    "400": _error(
+        "Unusable input: not a credential, unreadable image, no QR code found; a "
+        "`document` that is not a PDF, malformed, encrypted, has too many pages, or (alone) "
+        "carries no credential."
+    ),
+    "413": _error("The request, the presentation, the PDF or its attachment is too large."),
     "415": _error("Unsupported content type."),
     "429": _error("Too many requests from this address; see Retry-After."),
 }
@@ -168,7 +227,7 @@ def document(*, max_upload: int) -> dict[str, Any]:
                                 "schema": {"$ref": _REF + "VerifyRequest"},
                                 "examples": _EXAMPLES,
                             },
-                            "multipart/form-data": {"schema": _FILE_FORM},
+                            "multipart/form-data": {"schema": _VERIFY_FORM},
                         },
                     },
                     "responses": {
@@ -215,6 +274,7 @@ def document(*, max_upload: int) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Check": _CHECK,
+                "Agreement": _AGREEMENT,
                 "Result": _RESULT,
                 "Error": _ERROR,
                 "VerifyRequest": _VERIFY_JSON,

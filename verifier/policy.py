@@ -9,6 +9,7 @@ is ``valid`` only when no check fails.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -91,6 +92,9 @@ class VerificationResult:
     anchor: dict[str, Any] | None = None
     #: One entry per party's agreement, for a contract whose agreements are disclosed.
     agreements: tuple[AgreementCheck, ...] | None = None
+    #: The dropped document: ``{"sha256": …, "matches": bool | None}`` (None when the
+    #: credential discloses no digest).
+    document: dict[str, Any] | None = None
 
     @classmethod
     def malformed(cls, err: ShomeiError) -> VerificationResult:
@@ -123,6 +127,8 @@ class VerificationResult:
         }
         if self.agreements is not None:
             doc["agreements"] = [a.to_json() for a in self.agreements]
+        if self.document is not None:
+            doc["document"] = self.document
         return doc
 
 
@@ -165,11 +171,14 @@ class Verifier:
         document: bytes | None = None,
         evidence: bytes | None = None,
         agreement_tokens: Sequence[str] = (),
+        document_revisions: Sequence[int] = (),
     ) -> VerificationResult:
         """Verify a presentation (or a whole SD-JWT VC) at time ``now``; ``evidence`` is
         the anchor evidence that came with it (the QR container's evidence field);
-        ``document`` the contract PDF's bytes and ``agreement_tokens`` the parties'
-        agreement JWSs that came with it.
+        ``document`` the contract PDF's bytes, ``document_revisions`` the lengths of its
+        earlier revisions that later ones change only by adding attachments (the
+        original may be one: a PDF that carries its own credential), and
+        ``agreement_tokens`` the parties' agreement JWSs that came with it.
 
         Never raises for bad input: every problem becomes a failed check.
         """
@@ -283,7 +292,8 @@ class Verifier:
                     lambda kid: self.trust.resolve_key(iss, kid)
                 ),
             )
-        self._check_document(r, claims, document, agreed)
+        original = _original(claims, document, document_revisions)
+        self._check_document(r, claims, document, agreed, original)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
         disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
         disclosed.update(
@@ -298,6 +308,7 @@ class Verifier:
             disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
             anchor=self._anchor_json(record),
             agreements=agreed if r.entries["disclosures"].status == "pass" else None,
+            document=_document_json(claims, document, original),
         )
 
     def _check_anchor(
@@ -486,6 +497,7 @@ class Verifier:
         claims: dict[str, Any],
         document: bytes | None,
         agreed: tuple[AgreementCheck, ...] | None,
+        original: int | None,
     ) -> None:
         failed = next((a for a in agreed or () if a.status == "fail"), None)
         if document is None and failed is None:
@@ -502,7 +514,7 @@ class Verifier:
                 "the document digest (document_sha256) is not disclosed",
             )
             return
-        elif hashlib.sha256(document).hexdigest() != expected.lower():
+        elif original is None:
             r.add(
                 "document",
                 "fail",
@@ -519,8 +531,46 @@ class Verifier:
                 "原本と一致します（両当事者の署名を確認しました）",
                 "the document matches the original (both parties' signatures verified)",
             )
+        elif document is not None and original is not None and original < len(document):
+            r.add(
+                "document",
+                "pass",
+                f"原本と一致します（先頭 {original:,} バイトが原本で、その後に添付ファイルが"
+                "追加されています）",
+                f"the document matches the original (its first {original:,} bytes; "
+                "attachments were added after them)",
+            )
         else:
             r.add("document", "pass", "原本と一致します", "the document matches the original")
+
+
+def _original(
+    claims: dict[str, Any], document: bytes | None, revisions: Sequence[int]
+) -> int | None:
+    """The length of the part of ``document`` whose SHA-256 is ``document_sha256``: the
+    whole file, or one of its attachment-only earlier revisions; None for no match."""
+    expected = claims.get("document_sha256")
+    if document is None or not isinstance(expected, str):
+        return None
+    for length in (len(document), *revisions):
+        if 0 < length <= len(document):
+            digest = hashlib.sha256(memoryview(document)[:length]).hexdigest()
+            if hmac.compare_digest(digest, expected.lower()):
+                return length
+    return None
+
+
+def _document_json(
+    claims: dict[str, Any], document: bytes | None, original: int | None
+) -> dict[str, Any] | None:
+    if document is None:
+        return None
+    disclosed = isinstance(claims.get("document_sha256"), str)
+    return {
+        "sha256": hashlib.sha256(document).hexdigest(),
+        "matches": (original is not None) if disclosed else None,
+        "original_bytes": original,
+    }
 
 
 def _jst(ts: float) -> str:

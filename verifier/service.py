@@ -250,6 +250,7 @@ def verify_text(
     aud: str | None = None,
     document: bytes | None = None,
     agreement_tokens: Sequence[str] = (),
+    document_revisions: Sequence[int] = (),
 ) -> VerificationResult:
     """Decode ``text`` (see :func:`decode_text`) and verify it at ``now``; ``evidence``
     replaces the evidence the payload carries; ``document`` is the contract PDF to
@@ -279,6 +280,7 @@ def verify_text(
         evidence=evidence if evidence is not None else pres.evidence,
         document=document,
         agreement_tokens=agreement_tokens,
+        document_revisions=document_revisions,
     )
 
 
@@ -293,4 +295,5 @@ def verify_submission(
         fetch_link=fetch_link,
         document=sub.document.data if sub.document else None,
         agreement_tokens=sub.agreement_tokens,
+        document_revisions=sub.document.revisions if sub.document else (),
     )
