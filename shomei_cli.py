@@ -28,7 +28,8 @@ from credentials.keys import SigningKey, jwk_thumbprint
 from issuer import cli as issuer_cli
 from issuer.audit_cli import audit_group
 from verifier import cli as verifier_cli
-from verifier import inputs
+from verifier import documents, inputs
+from verifier.agreements import tokens_in
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
 from wallet_demo import cli as wallet_cli
@@ -339,9 +340,11 @@ def verify(
     document = None
     if pdf_path:
         try:
-            document = Path(pdf_path).read_bytes()
+            document = documents.read_pdf(Path(pdf_path).read_bytes())
         except OSError as e:
             _fail(f"{pdf_path} を読めません / cannot read: {e.strerror}")
+        except documents.DocumentError as e:
+            _fail(e)
     try:
         verifier = build_verifier(
             chain=None if offline else ChainConfig.load(config_data_dir(data_dir)),
@@ -368,7 +371,14 @@ def verify(
     else:
         evidence = _read_receipt(receipt_path) if receipt_path else pres.evidence
         result = verifier.verify(
-            pres.text, now=now, nonce=nonce, aud=aud, document=document, evidence=evidence
+            pres.text,
+            now=now,
+            nonce=nonce,
+            aud=aud,
+            evidence=evidence,
+            document=document.data if document else None,
+            document_revisions=document.revisions if document else (),
+            agreement_tokens=tokens_in(a.text() for a in document.attachments) if document else (),
         )
     click.echo(
         json.dumps(result.to_json(), ensure_ascii=False, indent=2) if as_json else _describe(result)

@@ -13,7 +13,7 @@ the orderer's key is one of the issuer's) and says that the signature was not ch
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -70,6 +70,11 @@ def is_agreement_jws(text: str) -> bool:
     except ShomeiError:
         return False
     return jws.unverified_header.get("typ") == TYP
+
+
+def tokens_in(texts: Iterable[str | None]) -> tuple[str, ...]:
+    """The agreement JWSs among ``texts`` (attachments; several per text allowed)."""
+    return tuple(word for text in texts for word in (text or "").split() if is_agreement_jws(word))
 
 
 def issuer_key_lookup(resolve: Callable[[str], Any]) -> IssuerKey:

@@ -21,7 +21,7 @@ from credentials import qr
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
 from . import documents, inputs
-from .agreements import is_agreement_jws
+from .agreements import is_agreement_jws, tokens_in
 from .documents import CheckedPdf
 from .inputs import LinkFetcher, Presentation
 from .policy import JST, VerificationResult, Verifier
@@ -142,12 +142,7 @@ class Submission:
         """The agreement JWSs among the PDF's attachments (one or more per file)."""
         if self.document is None:
             return ()
-        return tuple(
-            word
-            for a in self.document.attachments
-            for word in (a.text() or "").split()
-            if is_agreement_jws(word)
-        )
+        return tokens_in(a.text() for a in self.document.attachments)
 
 
 def read_document(data: bytes, *, max_bytes: int, max_pages: int) -> CheckedPdf:

@@ -367,3 +367,32 @@ def test_read_pdf_limits_without_http() -> None:
     assert e.value.status == 413
     checked = documents.read_pdf(PDF)
     assert checked.sha256 == DIGEST and checked.pages == 1 and checked.attachments == ()
+
+
+def test_cli_verify_pdf(tmp_path, issuer_key, signed) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from shomei_cli import main
+
+    trust = TrustList.document(
+        ISS, name="長崎市", municipality_code="422011", jwks=[issuer_key.jwk]
+    )
+    trust_file = tmp_path / "trust.json"
+    trust_file.write_text(json.dumps(trust))
+    (tmp_path / "c.sd-jwt").write_text(credential(issuer_key, signed))
+    carrier = attach(PDF, {f"{a.party}.jwt": a.jws.encode() for a in signed})
+    (tmp_path / "c.pdf").write_bytes(carrier)
+    (tmp_path / "bad.pdf").write_bytes(PDF + b"\n")
+    (tmp_path / "no.pdf").write_bytes(b"hello")
+    base = ["verify", str(tmp_path / "c.sd-jwt"), "--offline", "--trust", str(trust_file)]
+    ok = CliRunner().invoke(main, [*base, "--pdf", str(tmp_path / "c.pdf"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    assert doc["document"]["matches"] is True
+    assert [a["status"] for a in doc["agreements"]] == ["pass", "pass"]
+    bad = CliRunner().invoke(main, [*base, "--pdf", str(tmp_path / "bad.pdf")])
+    assert bad.exit_code == 1 and "原本と一致しません" in bad.output
+    unusable = CliRunner().invoke(main, [*base, "--pdf", str(tmp_path / "no.pdf")])
+    assert unusable.exit_code == 2
