@@ -77,6 +77,32 @@ def _count_pages(data: bytes) -> int:
         raise _not_a_pdf() from None
 
 
+CREDENTIAL_ATTACHMENT = "shomei-contract.sd-jwt"
+AGREEMENTS_ATTACHMENT = "shomei-agreements.txt"
+
+
+def with_credential(pdf: bytes, *, credential: str, agreements: list[str]) -> bytes:
+    """The contract PDF carrying its credential and both parties' agreement JWSs as
+    embedded files, added in an *incremental update*: the original bytes stay the first
+    part of the file, so a verifier still finds the digest the parties signed (and
+    checks that the update adds nothing but the embedded files)."""
+    import warnings
+
+    from pypdf import PdfWriter
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pypdf's notes on sloppy files are not ours to show
+        writer = PdfWriter(io.BytesIO(pdf), incremental=True)
+        writer.add_attachment(CREDENTIAL_ATTACHMENT, credential.encode("ascii"))
+        writer.add_attachment(AGREEMENTS_ATTACHMENT, ("\n".join(agreements) + "\n").encode())
+        out = io.BytesIO()
+        writer.write(out)
+    data = out.getvalue()
+    assert data.startswith(pdf), "an incremental update keeps the original bytes"
+    return data
+
+
 def _not_a_pdf() -> DocumentError:
     return DocumentError(
         "PDFファイルではないか、壊れています", "the file is not a PDF or is damaged"

@@ -289,6 +289,21 @@ def credential(public_id: str, party: str) -> ResponseReturnValue:
     return response
 
 
+@bp.get("/<public_id>/contract-<party>.pdf")
+@login_required
+def signed_document(public_id: str, party: str) -> ResponseReturnValue:
+    """The PDF with ``party``'s credential and both agreements embedded: it verifies alone."""
+    if party not in (ORDERER, CONTRACTOR):
+        abort(404)
+    try:
+        data = contracts.signed_document(
+            get_session(), public_id, party, city=city(), viewer=g.user, now=time.time()
+        )
+    except contracts.NotFound:
+        abort(404)
+    return _pdf_response(data, f"contract-{public_id}-{party}.pdf")
+
+
 # ------------------------------------------------------------------ the contractor's page
 def _signing(token: str) -> contract_signing.SigningPage:
     try:

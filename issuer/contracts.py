@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from credentials.errors import ShomeiError, ValidationError
 
-from . import audit, certificates
+from . import audit, certificates, contract_pdf
 from . import contract_agreements as agreements
 from . import contract_terms as terms_mod
 from .contract_pdf import CheckedPdf
@@ -440,6 +440,24 @@ def credential_of(
         session, cert.public_id, city=city, viewer=viewer, now=now, page="download"
     )
     return opened.credential
+
+
+def signed_document(
+    session: Session, public_id: str, party: str, *, city: City, viewer: User, now: float
+) -> bytes:
+    """The contract PDF as ``party`` keeps it: the original bytes, then an incremental
+    update carrying that party's credential and both agreement JWSs, so the PDF alone
+    proves itself to a verifier (its opening audited). Raises :class:`NotFound`."""
+    contract = find(session, public_id)
+    credential = credential_of(session, public_id, party, city=city, viewer=viewer, now=now)
+    jws = [s.jws for s in sorted(_signatures(session, contract).values(), key=_party_order)]
+    return contract_pdf.with_credential(
+        _document_bytes(session, contract, city), credential=credential, agreements=jws
+    )
+
+
+def _party_order(signature: ContractSignature) -> int:
+    return 0 if signature.party == ORDERER else 1
 
 
 def _document_bytes(session: Session, contract: Contract, city: City) -> bytes:

@@ -146,3 +146,12 @@ def test_merkle_is_pure():
 )
 def test_checker_sees_every_kind_of_import(source: str, module: str, expected: str):
     assert expected in imported_modules(source, module)
+
+
+def test_test_modules_have_unique_names():
+    """The test folders are not packages (their helpers are imported by plain name), so
+    two test files of one name in two folders would stop the whole run at collection."""
+    seen: dict[str, Path] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a module name"
+        seen[path.name] = path

@@ -297,6 +297,46 @@ def test_full_flow_two_credentials_that_verify_against_the_pdf(
     assert actions.count("contract_issued") == 2
 
 
+def test_the_pdf_with_its_proof_verifies_alone(
+    city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
+):
+    from verifier import documents
+
+    document = pdf_bytes(2)
+    public_id, _party = signed_contract(city_app, clerk, document)
+    assert approve(supervisor, public_id).status_code == 303
+    assert "証明付きPDF" in supervisor.get(f"/contracts/{public_id}").get_data(as_text=True)
+    verifier = Verifier(trust=trust_from(city_app))
+    for who in ("orderer", "contractor"):
+        response = supervisor.get(f"/contracts/{public_id}/contract-{who}.pdf")
+        assert response.status_code == 200 and response.mimetype == "application/pdf"
+        carrier = response.get_data()
+        assert carrier.startswith(document) and len(carrier) > len(document)
+        # What the verifier does with a PDF dropped alone: the credential and both
+        # agreement JWSs come out of its embedded files.
+        checked = documents.read_pdf(carrier)
+        texts = {a.name: a.text() for a in checked.attachments}
+        credential = texts["shomei-contract.sd-jwt"]
+        assert credential == supervisor.get(
+            f"/contracts/{public_id}/credential-{who}.sd-jwt"
+        ).get_data(as_text=True)
+        tokens = [t for t in texts["shomei-agreements.txt"].split() if t]
+        assert len(tokens) == 2
+        result = verifier.verify(
+            credential,
+            now=time.time(),
+            document=checked.data,
+            agreement_tokens=tokens,
+            document_revisions=checked.revisions,
+        )
+        checks = {c.id: c.status for c in result.checks}
+        assert checks["document"] == "pass", result.to_json()
+        assert result.valid
+        signed = result.to_json()["agreements"]
+        assert [a["status"] for a in signed] == ["pass", "pass"], signed
+    assert supervisor.get(f"/contracts/{public_id}/contract-nobody.pdf").status_code == 404
+
+
 def test_audit_entries_carry_no_personal_values(
     city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
 ):
