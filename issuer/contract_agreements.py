@@ -70,6 +70,9 @@ class Agreement:
             "signed_at": rfc3339(self.signed_at),
             "key_thumbprint": self.key_thumbprint,
             "signature": self.jws.rsplit(".", 1)[1],
+            # The whole JWS (its header names the key, its payload the digest and the
+            # nonce), so the credential alone lets a verifier check the signature.
+            "jws": self.jws,
         }
 
 

@@ -107,6 +107,9 @@ def check_agreements(
     entries = claims.get("agreements")
     if not isinstance(entries, list):
         return None
+    # An entry may carry its whole JWS; it is checked like one that came with the PDF.
+    carried = [e["jws"] for e in entries if isinstance(e, dict) and isinstance(e.get("jws"), str)]
+    tokens = (*tokens, *carried)
     seen: set[str] = set()
     out = []
     for entry in entries:

@@ -64,11 +64,16 @@ def signed(issuer_key, contractor_key) -> list[issuer_agreements.Agreement]:
     return [agreement(issuer_key, "orderer"), agreement(contractor_key, "contractor")]
 
 
-def credential(key: SigningKey, agreements: list[issuer_agreements.Agreement]) -> str:
+def credential(
+    key: SigningKey, agreements: list[issuer_agreements.Agreement], *, with_jws: bool = True
+) -> str:
+    """A contract credential; ``with_jws=False`` leaves the agreements' JWSs out (as in
+    credentials issued before entries carried them)."""
     dt = doctypes.get("contract")
     claims = doctypes.sample("contract")
     claims["document_sha256"] = DIGEST
-    claims["agreements"] = [a.claim() for a in agreements]
+    entries = [a.claim() for a in agreements]
+    claims["agreements"] = entries if with_jws else [_no_jws(e) for e in entries]
     claims = doctypes.validate_claims("contract", claims)
     return sdjwt.issue(
         claims,
@@ -124,8 +129,19 @@ def check(doc: dict[str, Any], check_id: str) -> dict[str, str]:
 # ------------------------------------------------------------------------ the API
 
 
-def test_pdf_and_credential_match(client, issuer_key, signed) -> None:
+def _no_jws(entry: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in entry.items() if k != "jws"}
+
+
+def test_the_credential_alone_carries_checkable_agreements(client, issuer_key, signed) -> None:
     doc = post(client, file=credential(issuer_key, signed).encode(), document=PDF).get_json()
+    assert doc["verdict"] == "valid" and statuses(doc)["document"] == "pass"
+    assert [a["status"] for a in doc["agreements"]] == ["pass", "pass"]
+
+
+def test_pdf_and_credential_match(client, issuer_key, signed) -> None:
+    cred = credential(issuer_key, signed, with_jws=False)
+    doc = post(client, file=cred.encode(), document=PDF).get_json()
     assert doc["verdict"] == "valid" and doc["document_type"] == "contract"
     assert statuses(doc)["document"] == "pass"
     assert check(doc, "document")["message_ja"].startswith("原本と一致します")
