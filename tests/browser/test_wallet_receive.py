@@ -138,7 +138,9 @@ def test_receive_keep_present_and_delete(browser: Any, demo: Demo, shots: Path) 
     page.wait_for_selector("#code-step:not([hidden])")
     assert "credential_offer" not in page.url
     assert page.inner_text("#offer-type") == "住民票の写し"
-    page.wait_for_function("document.getElementById('offer-issuer').textContent.includes('飯塚市')")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#offer-issuer")).to_contain_text("飯塚市")
     page.screenshot(path=str(shots / "01-offer.png"), full_page=True)
 
     wrong = f"{(int(tx_code) + 1) % 1_000_000:06d}"
@@ -177,7 +179,9 @@ def test_receive_keep_present_and_delete(browser: Any, demo: Demo, shots: Path) 
     page.wait_for_selector(".cert-item .anchor-state[data-anchor=anchored]")
     page.click("#toggle-large")
     page.click("#toggle-lang")
-    assert page.inner_text(".cert-item .cert-title") == "Certificate of residence"
+    # The list is drawn again in English once the switch is handled: wait for it (a
+    # locator assertion: a polled JS string would need eval, which the CSP forbids).
+    expect(page.locator(".cert-item .cert-title")).to_have_text("Certificate of residence")
     page.screenshot(path=str(shots / "06-reloaded-english-large.png"), full_page=True)
     page.click("#toggle-lang")
     page.click("#toggle-large")
@@ -277,7 +281,10 @@ def test_camera_scan_a_used_offer_and_offline(playwright: Any, demo: Demo, shots
         # Offline: the service worker serves the shell, IndexedDB the certificate.
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         page.reload()  # now controlled by the service worker
-        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        deadline = time.monotonic() + 10  # polled here: a polled JS string needs eval
+        while not page.evaluate("navigator.serviceWorker.controller !== null"):
+            assert time.monotonic() < deadline, "the service worker never took the page"
+            time.sleep(0.1)
         context.set_offline(True)
         page.reload()
         page.wait_for_selector(".cert-item")
