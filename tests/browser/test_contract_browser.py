@@ -102,6 +102,36 @@ def test_contractor_signs_with_webcrypto_and_supervisor_approves(
     assert "締結済み" in supervisor.inner_text("#state")
     assert supervisor.locator("#credentials tr.copy").count() == 2
     supervisor.screenshot(path=str(shots / "03-issued.png"), full_page=True)
+
+    # The contractor's PDF with its proof, dropped alone on the verifier: 原本と一致,
+    # both signatures checked; one byte changed: 原本と不一致.
+    href = supervisor.get_attribute("tr.copy[data-party=contractor] a.signed-pdf", "href")
+    carrier = supervisor.request.get(f"{demo.issuer_url}{href}")
+    assert carrier.ok and carrier.body().startswith(b"%PDF")
+    proof = shots / "contract-with-proof.pdf"
+    proof.write_bytes(carrier.body())
+    company = browser.new_context(locale="ja-JP", viewport={"width": 1024, "height": 1400})
+    page = company.new_page()
+    page.goto(f"{demo.verifier_url}/")
+    page.set_input_files("#document", str(proof))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict .word").strip() == "有効"
+    assert page.inner_text("#original .word").strip() == "原本と一致"
+    assert "¥1,100,000" in page.content() and "株式会社ブラウザ建設" in page.content()
+    page.screenshot(path=str(shots / "04-verifier-original.png"), full_page=True)
+    tampered = bytearray(proof.read_bytes())
+    tampered[len(contract_pdf()) // 2] ^= 0x01
+    bad = shots / "contract-tampered.pdf"
+    bad.write_bytes(bytes(tampered))
+    page.goto(f"{demo.verifier_url}/")
+    page.set_input_files("#document", str(bad))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict .word").strip() == "無効"
+    assert page.inner_text("#original .word").strip() == "原本と不一致"
+    page.screenshot(path=str(shots / "05-verifier-tampered.png"), full_page=True)
+    company.close()
     assert not errors, errors
     for context in (city, phone, boss):
         context.close()
