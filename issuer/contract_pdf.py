@@ -78,14 +78,19 @@ def _count_pages(data: bytes) -> int:
 
 
 CREDENTIAL_ATTACHMENT = "shomei-contract.sd-jwt"
+ANCHORED_ATTACHMENT = "shomei-contract.sh1"
 AGREEMENTS_ATTACHMENT = "shomei-agreements.txt"
 
 
-def with_credential(pdf: bytes, *, credential: str, agreements: list[str]) -> bytes:
+def with_credential(
+    pdf: bytes, *, credential: str, agreements: list[str], anchored: str | None = None
+) -> bytes:
     """The contract PDF carrying its credential and both parties' agreement JWSs as
     embedded files, added in an *incremental update*: the original bytes stay the first
     part of the file, so a verifier still finds the digest the parties signed (and
-    checks that the update adds nothing but the embedded files)."""
+    checks that the update adds nothing but the embedded files). ``anchored`` is the
+    credential with its anchor evidence as an ``SH1:`` payload, once anchored: it comes
+    first, so a verifier reading the PDF alone also checks the anchor."""
     import warnings
 
     from pypdf import PdfWriter
@@ -94,6 +99,8 @@ def with_credential(pdf: bytes, *, credential: str, agreements: list[str]) -> by
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pypdf's notes on sloppy files are not ours to show
         writer = PdfWriter(io.BytesIO(pdf), incremental=True)
+        if anchored is not None:
+            writer.add_attachment(ANCHORED_ATTACHMENT, anchored.encode("ascii"))
         writer.add_attachment(CREDENTIAL_ATTACHMENT, credential.encode("ascii"))
         writer.add_attachment(AGREEMENTS_ATTACHMENT, ("\n".join(agreements) + "\n").encode())
         out = io.BytesIO()

@@ -29,6 +29,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anchor import evidence as anchor_evidence
+from anchor import merkle
+from anchor.batcher import find_evidence
+from credentials import qr
 from credentials.errors import ShomeiError, ValidationError
 
 from . import audit, certificates, contract_pdf
@@ -451,8 +455,15 @@ def signed_document(
     contract = find(session, public_id)
     credential = credential_of(session, public_id, party, city=city, viewer=viewer, now=now)
     jws = [s.jws for s in sorted(_signatures(session, contract).values(), key=_party_order)]
+    found = find_evidence(session, merkle.leaf_hash(credential.split("~", 1)[0]))
+    anchored = None
+    if found is not None:
+        anchored = qr.encode_embedded(credential, anchor_evidence.encode_receipt(found.receipt))
     return contract_pdf.with_credential(
-        _document_bytes(session, contract, city), credential=credential, agreements=jws
+        _document_bytes(session, contract, city),
+        credential=credential,
+        agreements=jws,
+        anchored=anchored,
     )
 
 

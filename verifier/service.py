@@ -154,13 +154,15 @@ def read_document(data: bytes, *, max_bytes: int, max_pages: int) -> CheckedPdf:
 
 
 def attached_credential(pdf: CheckedPdf) -> str | None:
-    """Return the credential a PDF carries as an embedded file (the first attachment
-    whose text is an SD-JWT or a Shomei QR payload), or None."""
+    """Return the credential a PDF carries as an embedded file, or None: an ``SH1:``
+    payload first (it may carry the anchor evidence), else the first attachment whose
+    text is an SD-JWT or another Shomei QR payload."""
+    found: list[tuple[bool, int, str]] = []
     for attachment in pdf.attachments:
         text = attachment.text()
-        if text and not is_agreement_jws(text) and qr.classify(text) is not None:
-            return text
-    return None
+        if text and not is_agreement_jws(text) and (kind := qr.classify(text)) is not None:
+            found.append((kind != "embedded", len(found), text))
+    return min(found)[2] if found else None
 
 
 def submission(

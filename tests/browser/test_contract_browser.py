@@ -6,6 +6,7 @@ both credentials are issued. Screenshots go to ``build/screenshots/``."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,14 @@ def test_contractor_signs_with_webcrypto_and_supervisor_approves(
     assert supervisor.locator("#credentials tr.copy").count() == 2
     supervisor.screenshot(path=str(shots / "03-issued.png"), full_page=True)
 
-    # The contractor's PDF with its proof, dropped alone on the verifier: 原本と一致,
-    # both signatures checked; one byte changed: 原本と不一致.
+    # Once anchored, the contractor's PDF with its proof, dropped alone on the verifier:
+    # 原本と一致, both signatures and the anchor checked; one byte changed: 原本と不一致.
+    cell = "tr.copy[data-party=contractor] td.anchor"
+    deadline = time.monotonic() + 30
+    while supervisor.get_attribute(cell, "data-state") != "anchored":
+        assert time.monotonic() < deadline, "the contract was not anchored in time"
+        time.sleep(0.5)
+        supervisor.reload()
     href = supervisor.get_attribute("tr.copy[data-party=contractor] a.signed-pdf", "href")
     carrier = supervisor.request.get(f"{demo.issuer_url}{href}")
     assert carrier.ok and carrier.body().startswith(b"%PDF")
@@ -118,6 +125,8 @@ def test_contractor_signs_with_webcrypto_and_supervisor_approves(
     page.wait_for_selector("#verdict")
     assert page.inner_text("#verdict .word").strip() == "有効"
     assert page.inner_text("#original .word").strip() == "原本と一致"
+    for check in ("anchor", "document", "signature"):
+        assert "pass" in (page.get_attribute(f'tr[data-check="{check}"]', "class") or "")
     assert "¥1,100,000" in page.content() and "株式会社ブラウザ建設" in page.content()
     page.screenshot(path=str(shots / "04-verifier-original.png"), full_page=True)
     tampered = bytearray(proof.read_bytes())

@@ -337,6 +337,55 @@ def test_the_pdf_with_its_proof_verifies_alone(
     assert supervisor.get(f"/contracts/{public_id}/contract-nobody.pdf").status_code == 404
 
 
+def test_once_anchored_the_pdf_with_its_proof_carries_the_anchor(
+    city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
+):
+    from anchor.accounts import ChainAccount
+    from anchor.batcher import Batcher, BatchPolicy
+    from anchor.chain import EvmChain
+    from anchor.registry import add_key, register_issuer
+    from verifier import documents
+    from verifier.registry_trust import RegistryTrust
+    from verifier.service import attached_credential, verify_text
+
+    gov = EvmChain.fresh()
+    account = ChainAccount.dev(1)
+    register_issuer(
+        gov, account.address, issuer_id=ISSUER, name="長崎市", municipality_code="422011"
+    )
+    chain = gov.using(account)
+    city = keys.load(city_app.config["DATA_DIR"], PASSPHRASE)
+    add_key(chain, city.key.jwk)
+    document = pdf_bytes(1)
+    public_id, _party = signed_contract(city_app, clerk, document)
+    assert approve(supervisor, public_id).status_code == 303
+    batcher = Batcher(
+        engine=db.engine_of(city_app),
+        chain=chain,
+        issuer_address=account.address,
+        policy=BatchPolicy(max_age=0),
+    )
+    batcher.run_until_idle(timeout=30, interval=0)
+
+    carrier = supervisor.get(f"/contracts/{public_id}/contract-contractor.pdf").get_data()
+    checked = documents.read_pdf(carrier)
+    assert "shomei-contract.sh1" in {a.name for a in checked.attachments}
+    text = attached_credential(checked)
+    assert text is not None and text.startswith("SH1:")
+    trust = RegistryTrust(gov.using(None), ttl=0)
+    result = verify_text(
+        Verifier(trust=trust, anchors=trust),
+        text,
+        now=time.time(),
+        document=checked.data,
+        agreement_tokens=[],  # the credential's own agreements carry their JWSs
+        document_revisions=checked.revisions,
+    )
+    checks = {c.id: c.status for c in result.checks}
+    assert checks["anchor"] == "pass" and checks["document"] == "pass", result.to_json()
+    assert result.valid and result.anchor is not None
+
+
 def test_audit_entries_carry_no_personal_values(
     city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
 ):
