@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -133,3 +134,33 @@ def shots(request: pytest.FixtureRequest) -> Path:
     folder = SCREENSHOTS / request.node.name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+# ------------------------------------------------------------------ helpers of the tests
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(page: Any, demo: Demo, username: str) -> None:
+    """Sign ``username`` in to the demo's issuer service in the browser."""
+    from shomei_demo import DEMO_PASSWORD
+
+    page.goto(f"{demo.issuer_url}/auth/login")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+
+
+def clerk_session(demo: Demo, username: str = "kanri") -> requests.Session:
+    """An HTTP session of ``username`` signed in to the demo's issuer service."""
+    from shomei_demo import DEMO_PASSWORD
+
+    s = requests.Session()
+    token = CSRF.search(s.get(f"{demo.issuer_url}/auth/login").text)
+    assert token
+    r = s.post(
+        f"{demo.issuer_url}/auth/login",
+        data={"username": username, "password": DEMO_PASSWORD, "csrf_token": token.group(1)},
+    )
+    assert r.ok
+    return s

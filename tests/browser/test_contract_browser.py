@@ -11,20 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Demo
+from conftest import Demo, sign_in
 from fpdf import FPDF
 
-from shomei_demo import DEMO_PASSWORD
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def sign_in(page: Any, demo: Demo, username: str) -> None:
-    page.goto(f"{demo.issuer_url}/auth/login")
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def contract_pdf() -> bytes:

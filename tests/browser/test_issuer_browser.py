@@ -10,20 +10,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Demo
+from conftest import Demo, sign_in
 
 from credentials import doctypes
-from shomei_demo import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def sign_in(page: Any, demo: Demo, username: str) -> None:
-    page.goto(f"{demo.issuer_url}/auth/login")
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def test_clerk_issues_sees_anchored_prints_and_supervisor_revokes(

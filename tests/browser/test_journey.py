@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Demo
+from conftest import Demo, sign_in
 
 from credentials import doctypes
-from shomei_demo import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCHEME = "openid-credential-offer://"
@@ -36,14 +35,6 @@ class Shots:
         path = self.folder / f"{self.n:02d}-{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
-
-
-def sign_in(page: Any, demo: Demo, username: str) -> None:
-    page.goto(f"{demo.issuer_url}/auth/login")
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
 
 
 def issue_juminhyo_by_form(page: Any, demo: Demo) -> None:

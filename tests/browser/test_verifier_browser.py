@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from conftest import CHROMIUM, CHROMIUM_ARGS, Demo
+from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session
 from fake_camera import write_y4m
 
 from credentials import doctypes, sdjwt
 from credentials.keys import SigningKey
-from shomei_demo import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def open_scan_page(browser: Any, demo: Demo) -> tuple[Any, Any]:
@@ -123,18 +120,6 @@ def test_camera_scan_with_a_fake_capture_device(playwright: Any, demo: Demo, sho
         page.screenshot(path=str(shots / "02-camera-result.png"), full_page=True)
     finally:
         browser.close()
-
-
-def clerk_session(demo: Demo) -> requests.Session:
-    s = requests.Session()
-    token = CSRF.search(s.get(f"{demo.issuer_url}/auth/login").text)
-    assert token
-    r = s.post(
-        f"{demo.issuer_url}/auth/login",
-        data={"username": "kanri", "password": DEMO_PASSWORD, "csrf_token": token.group(1)},
-    )
-    assert r.ok
-    return s
 
 
 def test_revoked_paper_certificate_says_revoked(browser: Any, demo: Demo, shots: Path) -> None:

@@ -16,30 +16,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CHROMIUM, CHROMIUM_ARGS, Demo
+from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session
 from fake_camera import write_y4m
 
 from credentials import doctypes, qr, sdjwt
 from credentials.trust import TrustList
-from shomei_demo import DEMO_PASSWORD
 from verifier.policy import Verifier
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SCHEME = "openid-credential-offer://"
 MOBILE = {"width": 360, "height": 780}
-
-
-def clerk_session(demo: Demo) -> requests.Session:
-    s = requests.Session()
-    token = CSRF.search(s.get(f"{demo.issuer_url}/auth/login").text)
-    assert token
-    r = s.post(
-        f"{demo.issuer_url}/auth/login",
-        data={"username": "kanri", "password": DEMO_PASSWORD, "csrf_token": token.group(1)},
-    )
-    assert r.ok
-    return s
 
 
 def issue_and_offer(s: requests.Session, demo: Demo) -> tuple[str, str, str]:
