@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -10,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from anchor.store import make_engine
-from issuer import db, passwords
+from issuer import db, keys, passwords
 from issuer.accounts import create_user
 from issuer.models import User
 
@@ -58,3 +60,26 @@ def count_users(url: str) -> int:
             return session.query(User).count()
     finally:
         engine.dispose()
+
+
+def city_with_staff(
+    make_app: Callable[..., Flask],
+    data_dir: Path,
+    settings: keys.IssuerSettings,
+    passphrase: str,
+    database_url: str | None = None,
+) -> Flask:
+    """An initialised issuer (its key made in ``data_dir``) with a clerk ``clerk1`` and a
+    supervisor ``boss``."""
+    keys.init(data_dir, settings, passphrase=passphrase)
+    app = make_app(database_url, KEY_PASSPHRASE=passphrase)
+    add_user(app, "clerk1", "clerk", display_name="窓口 花子")
+    add_user(app, "boss", "supervisor", display_name="監督 太郎")
+    return app
+
+
+def signed_in(app: Flask, username: str) -> FlaskClient:
+    """A test client of ``username``, signed in."""
+    client = app.test_client()
+    assert sign_in(client, username).status_code == 302
+    return client

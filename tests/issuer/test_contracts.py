@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from fpdf import FPDF
-from issuer_testing import add_user, csrf_token, sign_in
+from issuer_testing import add_user, city_with_staff, csrf_token, signed_in
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,17 +76,7 @@ def encrypted_pdf() -> bytes:
 
 @pytest.fixture
 def city_app(make_app: Any, database_url: str, tmp_path: Path) -> Flask:
-    keys.init(tmp_path / "data", SETTINGS, passphrase=PASSPHRASE)
-    app: Flask = make_app(database_url, KEY_PASSPHRASE=PASSPHRASE)
-    add_user(app, "clerk1", "clerk", display_name="窓口 花子")
-    add_user(app, "boss", "supervisor", display_name="監督 太郎")
-    return app
-
-
-def signed_in(app: Flask, username: str) -> FlaskClient:
-    client = app.test_client()
-    assert sign_in(client, username).status_code == 302
-    return client
+    return city_with_staff(make_app, tmp_path / "data", SETTINGS, PASSPHRASE, database_url)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pypdfium2
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from issuer_testing import add_user, sign_in
+from issuer_testing import city_with_staff, signed_in
 from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,17 +49,7 @@ FULL = {
 
 @pytest.fixture
 def city_app(make_app: Any, tmp_path: Path) -> Flask:
-    keys.init(tmp_path / "data", SETTINGS, passphrase=PASSPHRASE)
-    app: Flask = make_app(KEY_PASSPHRASE=PASSPHRASE)
-    add_user(app, "clerk1", "clerk", display_name="窓口 花子")
-    add_user(app, "boss", "supervisor", display_name="監督 太郎")
-    return app
-
-
-def signed_in(app: Flask, username: str) -> FlaskClient:
-    client = app.test_client()
-    assert sign_in(client, username).status_code == 302
-    return client
+    return city_with_staff(make_app, tmp_path / "data", SETTINGS, PASSPHRASE)
 
 
 @pytest.fixture
