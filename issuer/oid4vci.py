@@ -79,10 +79,13 @@ class OfferError(ShomeiError):
     """A refused offer, token or credential request. ``code`` is the error code of
     RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status."""
 
-    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
+    def __init__(
+        self, code: str, ja: str, en: str, *, status: int = 400, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(ja, en)
         self.code = code
         self.status = status
+        self.extra = extra or {}  # more members of the error response (never secrets)
 
 
 class NonceError(OfferError):
@@ -362,7 +365,13 @@ def exchange_code(
         assert certificate is not None
         _audit(session, audit.OFFER_REJECTED, offer, certificate, now=now, reason="wrong_tx_code")
         session.commit()
-        raise _invalid_grant("確認番号（tx_code）が違います", "wrong tx_code")
+        left = max(MAX_TX_ATTEMPTS - offer.attempts, 0)
+        raise OfferError(
+            "invalid_grant",
+            f"確認番号（tx_code）が違います（あと{left}回）",
+            f"wrong tx_code ({left} tries left)",
+            extra={"attempts_remaining": left},
+        )
     certificate = session.get(Certificate, offer.certificate_id)
     assert certificate is not None
     if certificate.state != VALID or certificate.expires_at <= now:

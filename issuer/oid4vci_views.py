@@ -93,7 +93,7 @@ def _error(code: str, description: str, status: int = 400, **extra: Any) -> Resp
 
 
 def _refused(e: oid4vci.OfferError, **extra: Any) -> Response:
-    return _error(e.code, e.en, e.status, **extra)
+    return _error(e.code, e.en, e.status, **e.extra, **extra)
 
 
 def _body() -> bytes | None:

@@ -134,6 +134,7 @@ def test_receive_keep_present_and_delete(browser: Any, demo: Demo, shots: Path) 
     page.click("#receive-submit")
     page.wait_for_selector("#receive-error:not([hidden])")
     assert "確認番号が違います" in page.inner_text("#receive-error")
+    assert "あと4回" in page.inner_text("#receive-error")  # the issuer says how many are left
     page.screenshot(path=str(shots / "02-wrong-code.png"), full_page=True)
 
     page.fill("#tx-code", tx_code)

@@ -426,8 +426,10 @@ def test_wrong_tx_codes_block_the_offer(city_app: Flask, clerk: FlaskClient):
     offer, _, tx_code = make_offer(clerk, public_id)
     wallet = city_app.test_client()
     wrong = f"{(int(tx_code) + 1) % 1_000_000:06d}"
-    for _ in range(oid4vci.MAX_TX_ATTEMPTS):
-        assert_error(token(wallet, code_of(offer), wrong), 400, "invalid_grant")
+    for tried in range(1, oid4vci.MAX_TX_ATTEMPTS + 1):
+        refused = token(wallet, code_of(offer), wrong)
+        assert_error(refused, 400, "invalid_grant")
+        assert refused.get_json()["attempts_remaining"] == oid4vci.MAX_TX_ATTEMPTS - tried
         entry = last_audit(city_app)
         assert entry.action == audit.OFFER_REJECTED and entry.details["reason"] == "wrong_tx_code"
     assert_error(token(wallet, code_of(offer), tx_code), 400, "invalid_grant")

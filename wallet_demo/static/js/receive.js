@@ -97,8 +97,12 @@ function issuerError(body, status) {
   const remaining = body && Number.isInteger(body.attempts_remaining) ? body.attempts_remaining : null;
   const code = body && body.error;
   if (code === "invalid_grant" && /tx_code/.test(description)) {
-    const more = remaining === null ? "" : `あと${remaining}回まちがえると、この受け取りは使えなくなります。`;
-    const moreEn = remaining === null ? "" : ` ${remaining} more wrong codes block this offer.`;
+    const more = remaining === null ? ""
+      : remaining === 0 ? "この受け取りは使えなくなりました。窓口で受け取り用のQRコードをもう一度出してもらってください。"
+      : `あと${remaining}回まちがえると、この受け取りは使えなくなります。`;
+    const moreEn = remaining === null ? ""
+      : remaining === 0 ? " This offer is now blocked: ask the counter for a new QR code."
+      : ` ${remaining} more wrong codes block this offer.`;
     return new ReceiveError(
       "wrong_code",
       `確認番号が違います。窓口の画面の6桁の番号をもう一度入力してください。${more}`,
