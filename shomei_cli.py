@@ -422,7 +422,8 @@ def _read_input(source: str | None, image_path: str | None) -> bytes:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="bind address of the services (0.0.0.0 to reach them from a phone on the LAN)",
+    help="bind address of the services (0.0.0.0: other devices on the LAN; a phone's "
+    "wallet also needs https, see the README)",
 )
 @click.option("--serve/--no-serve", default=True, help="serve the services after the checks")
 def demo(
