@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -33,6 +34,8 @@ from .i18n import t
 from .issue_views import city
 from .models import SUPERVISOR
 from .models_contracts import CONTRACTOR, ORDERER
+
+T = TypeVar("T")
 
 bp = Blueprint("contracts", __name__, url_prefix="/contracts")
 sign_bp = Blueprint("contract_sign", __name__, url_prefix="/contract-sign")
@@ -273,14 +276,7 @@ def terminate(public_id: str) -> ResponseReturnValue:
 @bp.get("/<public_id>/credential-<party>.sd-jwt")
 @login_required
 def credential(public_id: str, party: str) -> ResponseReturnValue:
-    if party not in (ORDERER, CONTRACTOR):
-        abort(404)
-    try:
-        text = contracts.credential_of(
-            get_session(), public_id, party, city=city(), viewer=g.user, now=time.time()
-        )
-    except contracts.NotFound:
-        abort(404)
+    text = _party_copy(contracts.credential_of, public_id, party)
     response = make_response(text)
     response.headers["Content-Type"] = "application/dc+sd-jwt"
     response.headers["Content-Disposition"] = (
@@ -293,15 +289,19 @@ def credential(public_id: str, party: str) -> ResponseReturnValue:
 @login_required
 def signed_document(public_id: str, party: str) -> ResponseReturnValue:
     """The PDF with ``party``'s credential and both agreements embedded: it verifies alone."""
+    data = _party_copy(contracts.signed_document, public_id, party)
+    return _pdf_response(data, f"contract-{public_id}-{party}.pdf")
+
+
+def _party_copy(fetch: Callable[..., T], public_id: str, party: str) -> T:
+    """``party``'s copy fetched by ``fetch`` (audited there); 404 for an unknown party or
+    contract."""
     if party not in (ORDERER, CONTRACTOR):
         abort(404)
     try:
-        data = contracts.signed_document(
-            get_session(), public_id, party, city=city(), viewer=g.user, now=time.time()
-        )
+        return fetch(get_session(), public_id, party, city=city(), viewer=g.user, now=time.time())
     except contracts.NotFound:
         abort(404)
-    return _pdf_response(data, f"contract-{public_id}-{party}.pdf")
 
 
 # ------------------------------------------------------------------ the contractor's page

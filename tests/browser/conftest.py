@@ -9,6 +9,7 @@ fail in CI (``CI=true``). Screenshots go to ``build/screenshots/``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -164,3 +165,19 @@ def clerk_session(demo: Demo, username: str = "kanri") -> requests.Session:
     )
     assert r.ok
     return s
+
+
+def issue_juminhyo(s: requests.Session, demo: Demo) -> str:
+    """Issue the sample 住民票 through a signed-in issuer session; its certificate id."""
+    from credentials import doctypes
+
+    token = CSRF.search(s.get(f"{demo.issuer_url}/certificates/new/juminhyo").text)
+    assert token
+    claims = json.dumps(doctypes.sample("juminhyo"), ensure_ascii=False)
+    r = s.post(
+        f"{demo.issuer_url}/certificates/issue/juminhyo",
+        data={"csrf_token": token.group(1), "claims": claims},
+        allow_redirects=False,
+    )
+    assert r.status_code == 302, r.text
+    return str(r.headers["Location"].rstrip("/").rsplit("/", 1)[-1])

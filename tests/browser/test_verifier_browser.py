@@ -5,14 +5,13 @@ and a revoked one printed on paper. Screenshots in ``build/screenshots/``."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session
+from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session, issue_juminhyo
 from fake_camera import write_y4m
 
 from credentials import doctypes, sdjwt
@@ -125,16 +124,7 @@ def test_camera_scan_with_a_fake_capture_device(playwright: Any, demo: Demo, sho
 def test_revoked_paper_certificate_says_revoked(browser: Any, demo: Demo, shots: Path) -> None:
     # The city issues a 住民票, it is anchored, printed, then revoked.
     s = clerk_session(demo)
-    token = CSRF.search(s.get(f"{demo.issuer_url}/certificates/new/juminhyo").text)
-    assert token
-    claims = json.dumps(doctypes.sample("juminhyo"), ensure_ascii=False)
-    r = s.post(
-        f"{demo.issuer_url}/certificates/issue/juminhyo",
-        data={"csrf_token": token.group(1), "claims": claims},
-        allow_redirects=False,
-    )
-    assert r.status_code == 302, r.text
-    cert = r.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    cert = issue_juminhyo(s, demo)
     deadline = time.monotonic() + 30
     while s.get(f"{demo.issuer_url}/certificates/{cert}/anchor.json").json()["state"] != (
         "anchored"

@@ -8,7 +8,6 @@ Screenshots in ``build/screenshots/``."""
 from __future__ import annotations
 
 import html
-import json
 import re
 import time
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session
+from conftest import CHROMIUM, CHROMIUM_ARGS, CSRF, Demo, clerk_session, issue_juminhyo
 from fake_camera import write_y4m
 
-from credentials import doctypes, qr, sdjwt
+from credentials import qr, sdjwt
 from credentials.trust import TrustList
 from verifier.policy import Verifier
 
@@ -30,16 +29,7 @@ MOBILE = {"width": 360, "height": 780}
 
 def issue_and_offer(s: requests.Session, demo: Demo) -> tuple[str, str, str]:
     """A new 住民票 offered to a wallet: (certificate id, deep link, tx_code)."""
-    token = CSRF.search(s.get(f"{demo.issuer_url}/certificates/new/juminhyo").text)
-    assert token
-    claims = json.dumps(doctypes.sample("juminhyo"), ensure_ascii=False)
-    r = s.post(
-        f"{demo.issuer_url}/certificates/issue/juminhyo",
-        data={"csrf_token": token.group(1), "claims": claims},
-        allow_redirects=False,
-    )
-    assert r.status_code == 302, r.text
-    cert = r.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    cert = issue_juminhyo(s, demo)
     token = CSRF.search(s.get(f"{demo.issuer_url}/certificates/{cert}").text)
     assert token
     page = s.post(
