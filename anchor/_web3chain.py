@@ -306,12 +306,20 @@ class Web3Chain:
         with self.node.translating():
             return int(self.node.w3.eth.block_number)
 
-    # ------------------------------------------------------------------ transactions
-    def next_nonce(self, address: str) -> int:
-        """The account's next nonce counting pending transactions (the in-process EVM
-        counts mined ones only: it keeps one pending transaction per account)."""
+    def finalized_block(self) -> int:
+        """The ``finalized`` block's number (anvil: 64 blocks behind the head)."""
         with self.node.translating():
-            return int(self.node.w3.eth.get_transaction_count(_checked_address(address), "pending"))
+            return int(self.node.w3.eth.get_block("finalized")["number"])
+
+    # ------------------------------------------------------------------ transactions
+    def next_nonce(self, address: str, *, pending: bool = True) -> int:
+        """The account's next nonce counting pending transactions, or (``pending``
+        False) mined ones only. The in-process EVM counts mined ones either way."""
+        sender = _checked_address(address)
+        with self.node.translating():
+            if pending:
+                return int(self.node.w3.eth.get_transaction_count(sender, "pending"))
+            return int(self.node.w3.eth.get_transaction_count(sender, "latest"))
 
     def suggest_fees(self) -> tuple[int, int]:
         """EIP-1559 (max_fee_per_gas, max_priority_fee_per_gas): 2 × base fee + tip."""

@@ -4,6 +4,7 @@ errors are :class:`~anchor.config.ConfigError` and friends, results are data or 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,43 +67,72 @@ def queue_credential(directory: Path, jwt: str, *, queue: bool | None, now: floa
 class AnchorRun:
     anchored: list[dict[str, Any]]  # the batches anchored by this run
     status: dict[str, Any]  # Batcher.status() afterwards
+    leader: dict[str, Any] | None = None  # another process that leads (we followed it)
+
+
+def _batcher(engine: Engine, cfg: ChainConfig, chain: Any, address: str) -> Batcher:
+    from .batcher import Batcher, BatchPolicy
+
+    return Batcher(
+        engine=engine,
+        chain=chain,
+        issuer_address=address,
+        policy=BatchPolicy(confirmations=cfg.confirmations, finalized=cfg.finalized),
+    )
+
+
+def _active_issuer(chain: Any, account: ChainAccount) -> None:
+    issuer = chain.issuer_of(account.address)
+    if issuer is None or not issuer.active:
+        raise ConfigError(
+            f"{account.address} は有効な発行者として登録されていません",
+            f"{account.address} is not an active registered issuer "
+            "(shomei registry register-issuer)",
+        )
 
 
 def run_anchor(
     directory: Path, cfg: ChainConfig, account: ChainAccount, *, wait: bool, timeout: float
 ) -> AnchorRun:
     """Close a batch now and drive the batcher: one pass, or until idle (``wait``).
-    Raises ConfigError when the account is not an active issuer, ChainUnavailable when
-    the node does not answer."""
-    from .batcher import Batcher, BatchPolicy
-
+    When another process leads (an issuer's worker), follow it instead: report, or
+    with ``wait`` watch until it has anchored everything. Raises ConfigError when the
+    account is not an active issuer, ChainUnavailable when the node does not answer."""
     chain = cfg.chain(account)
     try:
-        issuer = chain.issuer_of(account.address)
-        if issuer is None or not issuer.active:
-            raise ConfigError(
-                f"{account.address} は有効な発行者として登録されていません",
-                f"{account.address} is not an active registered issuer "
-                "(shomei registry register-issuer)",
-            )
+        _active_issuer(chain, account)
         with database(directory) as engine:
             before = _anchored_batches(engine)
-            batcher = Batcher(
-                engine=engine,
-                chain=chain,
-                issuer_address=account.address,
-                policy=BatchPolicy(confirmations=cfg.confirmations),
-            )
-            batcher.flush()
-            _drive(batcher, wait=wait, timeout=timeout)
+            batcher = _batcher(engine, cfg, chain, account.address)
+            leader = None
+            if batcher.lease.acquire(time.time()):
+                try:
+                    batcher.flush()
+                    _drive(batcher, wait=wait, timeout=timeout)
+                finally:
+                    batcher.release()
+            else:
+                info = batcher.leader()
+                leader = info.to_json() if info else None
+                if wait:
+                    _watch(batcher, timeout=timeout)
             anchored = [b for i, b in _anchored_batches(engine).items() if i not in before]
-            return AnchorRun(anchored=anchored, status=batcher.status())
+            return AnchorRun(anchored=anchored, status=batcher.status(), leader=leader)
     finally:
         chain.close()
 
 
+def _watch(batcher: Batcher, *, timeout: float) -> None:
+    """Follow the leader until nothing is pending (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while batcher.pending_count() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _drive(batcher: Batcher, *, wait: bool, timeout: float) -> None:
     from credentials.errors import AnchorError
+
+    from .batcher import BUSY
 
     if wait:
         try:
@@ -113,8 +143,113 @@ def _drive(batcher: Batcher, *, wait: bool, timeout: float) -> None:
     # One pass: keep going while each step completes at once (send, then the poll
     # that finds it mined on an automining node), stop at anything that must wait.
     for _ in range(8):
-        if batcher.step() not in ("sent", "anchored"):
+        if batcher.step() not in BUSY:
             return
+
+
+def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
+    """The anchoring as an operator sees it (no chain needed): the leader and its
+    epoch, the queue depth, the oldest unanchored leaf's age, the batch in flight and
+    every batch needing attention."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from .lease import current
+    from .repair import attention
+    from .store import ABANDONED, ANCHORED, IN_FLIGHT, Batch, Leaf
+
+    with database(directory) as engine, Session(engine) as s:
+        lease = current(s)
+        oldest = s.scalar(select(func.min(Leaf.queued_at)).where(Leaf.receipt.is_(None)))
+        flight = s.scalars(
+            select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
+        ).first()
+        counts = dict(
+            s.execute(select(Batch.state, func.count()).group_by(Batch.state)).tuples().all()
+        )
+        return {
+            "leader": None
+            if lease is None
+            else {**lease.to_json(), "alive": lease.expires_at > now},
+            "pending": s.scalar(
+                select(func.count()).select_from(Leaf).where(Leaf.receipt.is_(None))
+            ),
+            "oldest_pending_age": None if oldest is None else max(0.0, now - oldest),
+            "in_flight": None
+            if flight is None
+            else {
+                "batch": flight.id,
+                "state": flight.state,
+                "size": flight.size,
+                "tx": flight.tx_hash,
+                "nonce": flight.nonce,
+                "epoch": flight.epoch,
+                "attempts": flight.attempts,
+                "last_error": flight.last_error,
+            },
+            "anchored_batches": counts.get(ANCHORED, 0),
+            "abandoned_batches": counts.get(ABANDONED, 0),
+            "attention": attention(s),
+        }
+
+
+def describe_status(st: dict[str, Any], *, now: float) -> list[str]:
+    """The lines of ``shomei anchor status``."""
+    lead = st["leader"]
+    if lead is None:
+        lines = ["リーダー / leader: なし / none yet"]
+    else:
+        left = lead["expires_at"] - now
+        state = f"有効 / alive, {left:.1f} s left" if lead["alive"] else "期限切れ / expired"
+        lines = [f"リーダー / leader: {lead['holder']} (epoch {lead['epoch']}, {state})"]
+    age = st["oldest_pending_age"]
+    lines.append(
+        f"記録待ち / pending: {st['pending']} 件"
+        + (f", oldest {age:.1f} s ago" if age is not None else "")
+    )
+    flight = st["in_flight"]
+    if flight:
+        lines.append(
+            f"送信中 / in flight: batch {flight['batch']} ({flight['state']}, "
+            f"{flight['size']} leaves, nonce {flight['nonce']}, epoch {flight['epoch']})"
+        )
+        if flight["last_error"]:
+            lines.append(f"  最後のエラー / last error: {flight['last_error']}")
+    lines.append(
+        f"記録済み / anchored: {st['anchored_batches']} batches"
+        + (f", abandoned {st['abandoned_batches']}" if st["abandoned_batches"] else "")
+    )
+    if not st["attention"]:
+        lines.append("要対応 / needs attention: なし / none")
+    for a in st["attention"]:
+        lines.append(f"要対応 / needs attention: batch {a['batch']} ({a['state']}): {a['why']}")
+    return lines
+
+
+def run_repair(directory: Path, cfg: ChainConfig, account: ChainAccount) -> list[str]:
+    """Check every batch against its leaves and the chain and repair what is wrong
+    (:func:`anchor.repair.repair`); returns what changed. Raises ConfigError while
+    another process leads (it repairs as it goes; stop it for a full repair)."""
+    from .repair import repair
+
+    chain = cfg.chain(account)
+    try:
+        with database(directory) as engine:
+            batcher = _batcher(engine, cfg, chain, account.address)
+            if not batcher.lease.acquire(time.time()):
+                info = batcher.leader()
+                holder = info.holder if info else "?"
+                raise ConfigError(
+                    f"記録のリーダー {holder} が動作中です。停止してから実行してください",
+                    f"the anchoring leader {holder} is running (it repairs recent batches "
+                    "itself); stop it to run a full repair",
+                )
+            try:
+                return repair(batcher, time.time())
+            finally:
+                batcher.release()
+    finally:
+        chain.close()
 
 
 def _anchored_batches(engine: Engine) -> dict[int, dict[str, Any]]:
@@ -144,6 +279,11 @@ def describe_run(cfg: ChainConfig, run: AnchorRun) -> list[str]:
         f"{jst(b['time'])}, {tx_line(cfg, b['tx'], b['block'])}"
         for b in run.anchored
     ]
+    if run.leader is not None:
+        lines.append(
+            f"記録は動作中のリーダーが担当しています / another process leads the anchoring: "
+            f"{run.leader['holder']} (epoch {run.leader['epoch']})"
+        )
     st = run.status
     if not st["pending"]:
         return [*lines, "すべて記録済み / nothing pending"]

@@ -3,18 +3,31 @@
 Crash-safe by construction: every step first writes what it is about to do, then does
 it, and every step can be repeated without harm.
 
-1. close: assign the oldest pending leaves to a new batch and store its root (one
-   database transaction; a crash leaves either no batch or a whole one);
-2. send: sign ``anchor(root)`` with a nonce and fees, *store* the signed transaction,
-   then broadcast it (a restart rebroadcasts the stored bytes: harmless);
+1. close: claim the oldest pending leaves for a new batch and store its root and its
+   ordered leaf list (one database transaction; a crash leaves either no batch or a
+   whole one);
+2. send: check that the batch's leaves still rebuild its root, sign ``anchor(root)``
+   with a nonce and fees, *store* the signed transaction, then broadcast it (a restart
+   rebroadcasts the stored bytes: harmless);
 3. poll: ask the chain whether the root is anchored (by any of our transactions: a
    replacement or the original); if not, rebroadcast, replace a stuck transaction with
    higher fees, or sign again if the nonce was consumed elsewhere;
-4. finalize: with K confirmations, store the block, time and every leaf's receipt.
+4. finalize: once the anchor's block is final (K confirmations, or the network's
+   ``finalized`` block), store the block, time and every leaf's receipt. A reorg before
+   that only sends the batch back to polling: its stored transaction is broadcast again.
+
+Exactly one process drives the batches of a database: each step first holds the
+:class:`~anchor.lease.Lease`, and every write of a step is fenced by it (the lease epoch
+is checked in the very transaction that writes, and stored with the batch). Leaves are
+claimed only ``WHERE batch_id IS NULL`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
+the count is checked, so no leaf can ever be in two batches.
 
 The registry refuses a root it has seen, so even a second transaction for one batch
 cannot anchor it twice. One batch is in flight at a time; new leaves queue meanwhile and
-go into the next batch, so the cost stays one transaction per batch.
+go into the next batch, so the cost stays one transaction per batch. A batch that can
+never be anchored (its leaves no longer rebuild its root) is abandoned and its leaves go
+back to the queue, and a root on chain whose leaves were lost is repaired from the chain
+(:mod:`anchor.repair`): neither blocks the batches behind it.
 """
 
 from __future__ import annotations
@@ -24,17 +37,18 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from credentials.errors import AnchorError
 
 from . import merkle
 from .chain import AnchorRecord, Chain, ChainRejected, ChainUnavailable, SignedTx
-from .store import ANCHORED, CLOSED, SENT, Batch, Leaf
+from .lease import Lease, LeaseInfo, NotLeader, current
+from .store import ABANDONED, ANCHORED, ATTENTION, CLOSED, IN_FLIGHT, SENT, Batch, Leaf
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,8 @@ CrashHook = Callable[[str], None]
 #: Called while a batch is being closed, in its transaction: leaves to add to it (for
 #: example the head of an audit log), already domain-separated from credential leaves.
 ExtraLeaves = Callable[[Session, float], list[bytes]]
+#: What a step did. "busy" outcomes mean more can be done right away.
+BUSY = frozenset({"sent", "anchored", "retry", "abandoned", "repaired", "attention"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,8 +68,10 @@ class BatchPolicy:
     max_leaves: int = 1024
     max_age: float = 10.0  # N: ...or when the oldest pending leaf is this old (seconds)
     confirmations: int = 0  # K: blocks on top of the anchor's block (0 on a dev chain)
+    finalized: bool = False  # wait for the network's `finalized` block instead of K
     replace_after: float = 120.0  # re-price a transaction not mined after this long
     fee_bump: float = 1.25  # nodes need >= 10 % more to accept a replacement
+    rebroadcast_every: float = 5.0  # while pending, send the stored bytes again this often
     backoff_base: float = 1.0
     backoff_max: float = 60.0
 
@@ -77,7 +95,8 @@ def enqueue(session: Session, leaf: bytes, *, now: float) -> None:
 
 
 class Batcher:
-    """Drives batches through close -> send -> poll -> finalize, one step at a time."""
+    """Drives batches through close -> send -> poll -> finalize, one step at a time,
+    while this process holds the anchoring lease."""
 
     def __init__(
         self,
@@ -89,27 +108,50 @@ class Batcher:
         clock: Callable[[], float] = time.time,
         crash_hook: CrashHook | None = None,
         extra_leaves: ExtraLeaves | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.engine = engine
         self.chain = chain
         self.address = issuer_address
         self.policy = policy or BatchPolicy()
         self.clock = clock
+        self.lease = lease or Lease(engine)
         self._crash = crash_hook or (lambda _point: None)
         self._extra_leaves = extra_leaves
+        self._broadcast_at: dict[int, float] = {}
+        self._checked_epoch: int | None = None
 
     # ------------------------------------------------------------------ driving
     def step(self) -> str:
-        """Advance the state machine once. Returns what happened: ``idle``, ``waiting``,
-        ``backoff``, ``sent``, ``polled``, ``anchored`` or ``retry``."""
+        """Advance the state machine once. Returns what happened: ``follower`` (another
+        process leads), ``idle``, ``waiting``, ``backoff``, ``sent``, ``polled``,
+        ``confirming``, ``anchored``, ``abandoned``, ``repaired`` or ``retry``."""
         now = self.clock()
+        if not self.lease.acquire(now):
+            return "follower"
+        try:
+            if self._checked_epoch != self.lease.epoch:
+                # A new leader first checks what the last one left (a race of an earlier
+                # release, a batch anchored then lost by a node): cheap, and only once.
+                from .repair import check_recent
+
+                if check_recent(self, now):
+                    self._checked_epoch = self.lease.epoch
+            return self._step(now)
+        except NotLeader:
+            log.warning("anchoring: another process took over; following it")
+            return "follower"
+
+    def _step(self, now: float) -> str:
         with Session(self.engine) as s:
             batch = s.scalars(
-                select(Batch).where(Batch.state.in_((CLOSED, SENT))).order_by(Batch.id).limit(1)
+                select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
             ).first()
             if batch is not None and batch.next_try_at > now:
                 return "backoff"
-            batch_id = batch.id if batch else self._close(s, now)
+            batch_id = batch.id if batch else None
+        if batch_id is None:
+            batch_id = self._close(now)
         if batch_id is None:
             return "waiting" if self.pending_count() else "idle"
         try:
@@ -134,130 +176,213 @@ class Batcher:
         )
 
     def flush(self) -> None:
-        """Close a batch now, whatever its age (used by ``shomei anchor``)."""
+        """Close a batch now, whatever its age (used by ``shomei anchor``), when this
+        process leads and no batch is in flight."""
+        now = self.clock()
+        if not self.lease.acquire(now):
+            return
         with Session(self.engine) as s:
-            self._close(s, self.clock(), force=True)
+            if s.scalar(select(Batch.id).where(Batch.state.in_(IN_FLIGHT)).limit(1)):
+                return
+        try:
+            self._close(now, force=True)
+        except NotLeader:
+            return
 
     # ------------------------------------------------------------------ steps
-    def _close(self, s: Session, now: float, *, force: bool = False) -> int | None:
+    def _close(self, now: float, *, force: bool = False) -> int | None:
         p = self.policy
-        rows = s.execute(
-            select(Leaf.id, Leaf.leaf, Leaf.queued_at)
-            .where(Leaf.batch_id.is_(None))
-            .order_by(Leaf.id)
-            .limit(p.max_leaves)
-        ).all()
-        if not rows:
-            return None
-        if not force and len(rows) < p.max_leaves and now - rows[0].queued_at < p.max_age:
-            return None
-        extra = self._extra_leaves(s, now) if self._extra_leaves else []
-        rows = rows[: max(1, p.max_leaves - len(extra))]  # the rest wait for the next batch
-        leaves = [r.leaf for r in rows] + extra
-        padding = None
-        if len(leaves) == 1:
-            # A tree of one has the credential's own leaf as its root: a per-person hash
-            # on chain. A random second leaf makes the root say nothing about anyone.
-            padding = Leaf(leaf=os.urandom(merkle.HASH_SIZE), queued_at=now)
-            leaves.append(padding.leaf)
-        tree = merkle.build(leaves)
-        batch = Batch(root=tree.root, size=tree.size, state=CLOSED, closed_at=now, attempts=0)
-        s.add(batch)
-        s.flush()
-        s.execute(
-            update(Leaf),
-            [{"id": r.id, "batch_id": batch.id, "leaf_index": i} for i, r in enumerate(rows)],
-        )
-        for i, leaf in enumerate(extra, start=len(rows)):
-            s.add(Leaf(leaf=leaf, queued_at=now, batch_id=batch.id, leaf_index=i))
-        if padding is not None:
-            padding.batch_id, padding.leaf_index = batch.id, 1
-            s.add(padding)
-        s.commit()
+        with Session(self.engine) as s:
+            epoch = self.lease.fence(s, now)  # first: from here this transaction is ours
+            query = (
+                select(Leaf.id, Leaf.leaf, Leaf.queued_at)
+                .where(Leaf.batch_id.is_(None))
+                .order_by(Leaf.id)
+                .limit(p.max_leaves)
+            )
+            if s.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = s.execute(query).all()
+            if not rows or (
+                not force and len(rows) < p.max_leaves and now - rows[0].queued_at < p.max_age
+            ):
+                s.commit()  # the renewed lease
+                return None
+            extra = self._extra_leaves(s, now) if self._extra_leaves else []
+            rows = rows[: max(1, p.max_leaves - len(extra))]  # the rest wait for the next batch
+            leaves = [r.leaf for r in rows] + extra
+            padding: list[bytes] = []
+            if len(leaves) == 1:
+                # A tree of one has the credential's own leaf as its root: a per-person
+                # hash on chain. A random second leaf makes the root say nothing.
+                padding.append(os.urandom(merkle.HASH_SIZE))
+            tree = merkle.build(leaves + padding)
+            if s.scalar(select(Batch.id).where(Batch.root == tree.root)) is not None:
+                # The same leaves as an abandoned batch: a random leaf makes a new root.
+                padding.append(os.urandom(merkle.HASH_SIZE))
+                tree = merkle.build(leaves + padding)
+            batch = Batch(
+                root=tree.root,
+                size=tree.size,
+                state=CLOSED,
+                closed_at=now,
+                attempts=0,
+                epoch=epoch,
+                leaf_list=b"".join(tree.leaves),
+            )
+            s.add(batch)
+            s.flush()
+            ids = [r.id for r in rows]
+            claimed = cast(
+                "CursorResult[Any]",
+                s.execute(
+                    update(Leaf)
+                    .where(Leaf.id.in_(ids), Leaf.batch_id.is_(None))
+                    .values(batch_id=batch.id)
+                    .execution_options(synchronize_session=False)
+                ),
+            ).rowcount
+            if claimed != len(ids):  # cannot happen under the fence; never half-claim
+                s.rollback()
+                raise NotLeader(
+                    "記録待ちの葉が他のバッチに取られました",
+                    f"{len(ids) - claimed} leaves were claimed by another batch",
+                )
+            s.execute(update(Leaf), [{"id": i, "leaf_index": n} for n, i in enumerate(ids)])
+            for i, leaf in enumerate(extra + padding, start=len(rows)):
+                s.add(Leaf(leaf=leaf, queued_at=now, batch_id=batch.id, leaf_index=i))
+            s.commit()
+            batch_id = batch.id
         self._crash("after_close")
-        return batch.id
+        return batch_id
 
     def _advance(self, batch_id: int, now: float) -> str:
         with Session(self.engine) as s:
             batch = s.get_one(Batch, batch_id)
             if batch.state == CLOSED:
-                self._send(s, batch, now)
-                return "sent"
+                return self._send(s, batch, now)
             anchored = self.chain.read_anchor(self.address, batch.root)
             if anchored is not None:
                 return self._finalize(s, batch, anchored, now)
-            self._nudge(s, batch, now)
-            return "polled"
+            return self._nudge(s, batch, now)
 
-    def _send(self, s: Session, batch: Batch, now: float, *, nonce: int | None = None) -> None:
-        if nonce is None:
-            nonce = self.chain.next_nonce(self.address)
+    def members(self, s: Session, batch: Batch) -> list[bytes]:
+        """The leaves assigned to ``batch``, in their order."""
+        return list(
+            s.scalars(select(Leaf.leaf).where(Leaf.batch_id == batch.id).order_by(Leaf.leaf_index))
+        )
+
+    def _send(self, s: Session, batch: Batch, now: float, *, replace: bool = False) -> str:
+        members = self.members(s, batch)
+        if not members or merkle.build(members).root != batch.root:
+            return self.abandon(s, batch, now, "its leaves no longer rebuild its root")
+        nonce, floor = self._choose_nonce(s, batch, replace=replace)
         max_fee, tip = self.chain.suggest_fees()
-        if batch.max_fee_per_gas and nonce == batch.nonce:
+        if floor is not None:
             # A replacement: the node accepts it only at clearly higher fees.
-            max_fee = max(max_fee, int(batch.max_fee_per_gas * self.policy.fee_bump) + 1)
-            tip = max(tip, int((batch.max_priority_fee_per_gas or 0) * self.policy.fee_bump) + 1)
+            max_fee = max(max_fee, int(floor[0] * self.policy.fee_bump) + 1)
+            tip = max(tip, int(floor[1] * self.policy.fee_bump) + 1)
         tx = self.chain.sign_anchor(
             batch.root, nonce=nonce, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip
         )
+        self._crash("before_record")
+        epoch = self.lease.fence(s, now)
         batch.state, batch.nonce, batch.tx_hash, batch.raw_tx = SENT, nonce, tx.tx_hash, tx.raw
         batch.max_fee_per_gas, batch.max_priority_fee_per_gas = max_fee, tip
-        batch.sent_at = now
+        batch.sent_at, batch.epoch = now, epoch
         s.commit()
         self._crash("before_broadcast")
         self.chain.broadcast(tx)
+        self._broadcast_at[batch.id] = now
         self._crash("after_broadcast")
         log.info("batch %s: sent %s (nonce %s, %s leaves)", batch.id, tx.tx_hash, nonce, batch.size)
+        return "sent"
 
-    def _nudge(self, s: Session, batch: Batch, now: float) -> None:
-        """The root is not anchored yet: find out why and act."""
-        assert batch.tx_hash is not None and batch.raw_tx is not None and batch.nonce is not None
+    def _choose_nonce(
+        self, s: Session, batch: Batch, *, replace: bool
+    ) -> tuple[int, tuple[int, int] | None]:
+        """The nonce for ``batch``'s transaction, and the fees it must beat (a
+        replacement). Our own record first: a replaced transaction keeps its nonce, and
+        the transaction of a batch given up on that may still wait in a pool is taken
+        over (same nonce, higher fees), so it can never be mined after its leaves went
+        elsewhere. Otherwise the node's count of our pending transactions."""
+        if replace and batch.nonce is not None:
+            return batch.nonce, (batch.max_fee_per_gas or 0, batch.max_priority_fee_per_gas or 0)
+        mined = self.chain.next_nonce(self.address, pending=False)
+        stale = s.scalars(
+            select(Batch)
+            .where(
+                Batch.state.in_((ABANDONED, ATTENTION)),
+                Batch.nonce >= mined,
+                Batch.raw_tx.is_not(None),
+                Batch.id != batch.id,
+            )
+            .order_by(Batch.nonce)
+            .limit(1)
+        ).first()
+        if stale is not None and stale.nonce is not None:
+            fees = (stale.max_fee_per_gas or 0, stale.max_priority_fee_per_gas or 0)
+            return stale.nonce, fees
+        return max(mined, self.chain.next_nonce(self.address)), None
+
+    def _nudge(self, s: Session, batch: Batch, now: float) -> str:
+        """The root is not anchored (or no longer, after a reorg): find out why, act."""
+        assert batch.tx_hash is not None and batch.nonce is not None
         receipt = self.chain.receipt(batch.tx_hash)
         if receipt is not None and not receipt.success:
             # Reverted and not anchored (read_anchor said so): sign again, fresh nonce.
             log.warning("batch %s: transaction %s reverted; signing again", batch.id, batch.tx_hash)
-            self._send(s, batch, now)
-            return
+            return self._send(s, batch, now)
         if receipt is not None:
-            return  # mined after read_anchor looked: the next poll finalizes it
+            return "polled"  # mined after read_anchor looked: the next poll finalizes it
         try:
             if now - (batch.sent_at or now) > self.policy.replace_after:
                 log.warning("batch %s: %s stuck; replacing it", batch.id, batch.tx_hash)
-                self._send(s, batch, now, nonce=batch.nonce)
-                return
-            # Rebroadcast the stored bytes: covers a crash before the first broadcast
-            # and a node that dropped the transaction.
-            self.chain.broadcast(
-                SignedTx(
-                    raw=batch.raw_tx,
-                    tx_hash=batch.tx_hash,
-                    nonce=batch.nonce,
-                    max_fee_per_gas=batch.max_fee_per_gas or 0,
-                    max_priority_fee_per_gas=batch.max_priority_fee_per_gas or 0,
+                return self._send(s, batch, now, replace=True)
+            if batch.raw_tx is None:
+                return self._send(s, batch, now)
+            if now - self._broadcast_at.get(batch.id, -1e18) >= self.policy.rebroadcast_every:
+                # Rebroadcast the stored bytes: covers a crash before the first
+                # broadcast, a node that dropped the transaction, and a reorg.
+                self.chain.broadcast(
+                    SignedTx(
+                        raw=batch.raw_tx,
+                        tx_hash=batch.tx_hash,
+                        nonce=batch.nonce,
+                        max_fee_per_gas=batch.max_fee_per_gas or 0,
+                        max_priority_fee_per_gas=batch.max_priority_fee_per_gas or 0,
+                    )
                 )
-            )
+                self._broadcast_at[batch.id] = now
         except ChainRejected as e:
             # Only the node can tell "our nonce was consumed by another transaction"
             # from "ours is still pending": the pending nonce count is the same for both.
             if e.reason != "NonceUsed":
                 raise
             if self.chain.read_anchor(self.address, batch.root) is None:
-                self._send(s, batch, now)
+                return self._send(s, batch, now)
+        return "polled"
+
+    def is_final(self, block: int) -> bool:
+        """Whether a block is deep enough that its anchor can be handed out."""
+        if self.policy.finalized:
+            return self.chain.finalized_block() >= block
+        k = self.policy.confirmations
+        return not k or self.chain.block_number() - block + 1 >= k
 
     def _finalize(self, s: Session, batch: Batch, rec: AnchorRecord, now: float) -> str:
-        k = self.policy.confirmations
-        if k and self.chain.block_number() - rec.block + 1 < k:
-            return "polled"
+        if not self.is_final(rec.block):
+            return "confirming"
         leaves = s.execute(
             select(Leaf.id, Leaf.leaf).where(Leaf.batch_id == batch.id).order_by(Leaf.leaf_index)
         ).all()
-        tree = merkle.build([r.leaf for r in leaves])
-        if tree.root != batch.root:
-            raise AnchorError(
-                "バッチの内容が記録された値と一致しません",
-                f"batch {batch.id} leaves do not match its root",
-            )
+        tree = merkle.build([r.leaf for r in leaves]) if leaves else None
+        if tree is None or tree.root != batch.root:
+            from .repair import repair_from_chain
+
+            return repair_from_chain(self, s, batch, rec, now)
         self._crash("before_finalize")
+        self.lease.fence(s, now)
         s.execute(
             update(Leaf),
             [
@@ -265,16 +390,40 @@ class Batcher:
                 for r, rc in zip(leaves, tree.receipts(batch.id), strict=True)
             ],
         )
-        batch.state, batch.block, batch.block_time = ANCHORED, rec.block, rec.timestamp
-        batch.tx_hash = rec.tx or batch.tx_hash
-        batch.anchored_at, batch.last_error, batch.raw_tx = now, None, None
+        self.mark_anchored(batch, rec, now)
         s.commit()
+        self._broadcast_at.pop(batch.id, None)
         self._crash("after_finalize")
         log.info("batch %s anchored in block %s", batch.id, rec.block)
         return "anchored"
 
+    @staticmethod
+    def mark_anchored(batch: Batch, rec: AnchorRecord, now: float) -> None:
+        batch.state, batch.block, batch.block_time = ANCHORED, rec.block, rec.timestamp
+        batch.tx_hash = rec.tx or batch.tx_hash
+        batch.anchored_at, batch.last_error, batch.raw_tx = now, None, None
+
+    def abandon(self, s: Session, batch: Batch, now: float, why: str) -> str:
+        """Give ``batch`` up (it can never be anchored): its leaves go back to the queue.
+        Its transaction, if one may still be waiting, is replaced by the next batch's."""
+        self.lease.fence(s, now)
+        s.execute(
+            update(Leaf)
+            .where(Leaf.batch_id == batch.id)
+            .values(batch_id=None, leaf_index=None, receipt=None)
+            .execution_options(synchronize_session=False)
+        )
+        batch.state, batch.last_error = ABANDONED, f"abandoned: {why}"
+        s.commit()
+        log.warning("batch %s abandoned (%s); its leaves go into the next batch", batch.id, why)
+        return "abandoned"
+
     def _record_failure(self, batch_id: int, err: AnchorError, now: float) -> None:
         with Session(self.engine) as s:
+            try:
+                self.lease.fence(s, now)
+            except NotLeader:
+                return
             batch = s.get_one(Batch, batch_id)
             batch.attempts += 1
             delay = min(
@@ -285,6 +434,10 @@ class Batcher:
             s.commit()
         log.warning("batch %s: %s; retrying in %.0f s", batch_id, err.en, delay)
 
+    def release(self) -> None:
+        """Stop leading (a clean shutdown): a follower takes over at its next look."""
+        self.lease.release()
+
     # ------------------------------------------------------------------ reading
     def pending_count(self) -> int:
         with Session(self.engine) as s:
@@ -292,12 +445,16 @@ class Batcher:
                 s.scalar(select(func.count()).select_from(Leaf).where(Leaf.receipt.is_(None))) or 0
             )
 
+    def leader(self) -> LeaseInfo | None:
+        with Session(self.engine) as s:
+            return current(s, self.lease.name)
+
     def status(self) -> dict[str, Any]:
         """Counts and the oldest unanchored leaf, for operators ("pending since …")."""
         with Session(self.engine) as s:
             oldest = s.scalar(select(func.min(Leaf.queued_at)).where(Leaf.receipt.is_(None)))
             inflight = s.scalars(
-                select(Batch).where(Batch.state.in_((CLOSED, SENT))).order_by(Batch.id).limit(1)
+                select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
             ).first()
             return {
                 "pending": self.pending_count(),
@@ -309,6 +466,8 @@ class Batcher:
                     "state": inflight.state,
                     "size": inflight.size,
                     "tx": inflight.tx_hash,
+                    "nonce": inflight.nonce,
+                    "epoch": inflight.epoch,
                     "attempts": inflight.attempts,
                     "last_error": inflight.last_error,
                     "next_try_at": inflight.next_try_at,

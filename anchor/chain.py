@@ -152,9 +152,13 @@ class Chain(Protocol):
 
     def block_number(self) -> int: ...
 
+    def finalized_block(self) -> int:
+        """The newest block the network calls final (the ``finalized`` block tag)."""
+
     # --- transactions (issuers) ----------------------------------------------------
-    def next_nonce(self, address: str) -> int:
-        """The account's next nonce counting pending transactions."""
+    def next_nonce(self, address: str, *, pending: bool = True) -> int:
+        """The account's next nonce counting pending transactions (``pending``), or
+        mined ones only."""
 
     def suggest_fees(self) -> tuple[int, int]:
         """EIP-1559 (max_fee_per_gas, max_priority_fee_per_gas) for a timely inclusion."""

@@ -25,12 +25,15 @@ import click
 from credentials.errors import ShomeiError
 
 from .anchoring import (
+    anchor_status,
     credential_leaf,
     describe_run,
+    describe_status,
     evidence_json,
     lookup,
     pending_line,
     run_anchor,
+    run_repair,
 )
 from .chain import ChainUnavailable
 from .config import DATA_DIR_ENV, DEV_CHAIN_ID, RPC_URLS_ENV, ChainConfig
@@ -348,24 +351,63 @@ def export_snapshot_cmd(
 
 
 # ================================================================== anchoring
-@click.command("anchor")
+@click.group("anchor", invoke_without_command=True)
 @account_options
 @click.option("--wait", is_flag=True, help="keep going until everything is anchored")
 @click.option("--timeout", type=click.FloatRange(0), default=60.0, show_default=True)
 @data_dir_option
+@click.pass_context
 @clean_errors
 def anchor_cmd(
-    account_name: str | None, dev: int | None, wait: bool, timeout: float, data_dir: Path
+    ctx: click.Context,
+    account_name: str | None,
+    dev: int | None,
+    wait: bool,
+    timeout: float,
+    data_dir: Path,
 ) -> None:
     """Anchor the queued credentials now with the issuer account.
 
+    When another process leads the anchoring (an issuer's worker), this one follows:
+    it reports, or with --wait watches until the leader has anchored everything.
     Exit status: 0 nothing pending (or pending without --wait), 1 still pending after
     --wait, 2 configuration or connection error.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     cfg, account = signer(data_dir, account_name, dev)
     run = run_anchor(data_dir, cfg, account, wait=wait, timeout=timeout)
     click.echo("\n".join(describe_run(cfg, run)))
     sys.exit(EXIT_PENDING if wait and run.status["pending"] else 0)
+
+
+@anchor_cmd.command("status")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@data_dir_option
+@clean_errors
+def anchor_status_cmd(as_json: bool, data_dir: Path) -> None:
+    """The leader and its epoch, the queue, the batch in flight, what needs attention."""
+    now = time.time()
+    st = anchor_status(data_dir, now=now)
+    if as_json:
+        click.echo(json.dumps(st, ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(describe_status(st, now=now)))
+
+
+@anchor_cmd.command("repair")
+@account_options
+@data_dir_option
+@clean_errors
+def anchor_repair_cmd(account_name: str | None, dev: int | None, data_dir: Path) -> None:
+    """Check every batch against its leaves and the chain, and repair it: receipts
+    rebuilt from a root on chain, damaged batches requeued. Says what it changed."""
+    cfg, account = signer(data_dir, account_name, dev)
+    changes = run_repair(data_dir, cfg, account)
+    if not changes:
+        click.echo("修復の必要はありません / nothing to repair")
+    for change in changes:
+        click.echo(f"修復 / repaired: {change}")
 
 
 # ================================================================== receipts

@@ -33,6 +33,9 @@ DATABASE_URL_ENV = "SHOMEI_DATABASE_URL"
 RPC_URLS_ENV = "SHOMEI_RPC_URLS"
 CHAIN_ID_ENV = "SHOMEI_CHAIN_ID"
 REGISTRY_ENV = "SHOMEI_REGISTRY_ADDRESS"
+CONFIRMATIONS_ENV = "SHOMEI_CONFIRMATIONS"
+#: ``"confirmations": "finalized"``: wait for the network's finalized block instead of K.
+FINALIZED = "finalized"
 CONFIG_FILE = "chain.json"
 #: anvil's (and hardhat's) chain id: the only one where the public dev keys may sign.
 DEV_CHAIN_ID = 31337
@@ -80,6 +83,7 @@ class ChainConfig:
     registry_address: str | None = None
     explorer_tx_url: str | None = None  # "https://…/tx/{tx}"
     confirmations: int = 0
+    finalized: bool = False  # chain.json "confirmations": "finalized"
 
     def __post_init__(self) -> None:
         if not self.rpc_urls or not all(
@@ -124,6 +128,9 @@ class ChainConfig:
                 ) from None
         if registry := env.get(REGISTRY_ENV):
             data["registry_address"] = registry.strip()
+        if confirmations := env.get(CONFIRMATIONS_ENV):
+            value = confirmations.strip()
+            data["confirmations"] = int(value) if value.isdigit() else value
         return cls.from_json(data)
 
     @classmethod
@@ -143,18 +150,30 @@ class ChainConfig:
         urls = data.get("rpc_urls")
         if not isinstance(urls, list):
             raise ConfigError("rpc_urls はURLのリストです", "rpc_urls must be a list of URLs")
+        confirmations = data.get("confirmations", 0)
+        finalized = confirmations == FINALIZED
+        is_int = isinstance(confirmations, int) and not isinstance(confirmations, bool)
+        if not finalized and not is_int:
+            raise ConfigError(
+                'confirmations は0以上の整数か "finalized" です',
+                'confirmations must be an integer >= 0 or "finalized"',
+            )
         return cls(
             rpc_urls=tuple(urls),
             chain_id=data["chain_id"],
             registry_address=data.get("registry_address"),
             explorer_tx_url=data.get("explorer_tx_url"),
-            confirmations=data.get("confirmations", 0),
+            confirmations=0 if finalized else confirmations,
+            finalized=finalized,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The ``chain.json`` object."""
         out = asdict(self)
         out["rpc_urls"] = list(self.rpc_urls)
+        del out["finalized"]
+        if self.finalized:
+            out["confirmations"] = FINALIZED
         return out
 
     def save(self, directory: Path) -> Path:

@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,6 +27,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 CLOSED = "closed"  # leaves assigned, root computed, no transaction signed yet
 SENT = "sent"  # signed transaction stored (then broadcast), waiting for the chain
 ANCHORED = "anchored"  # on chain with enough confirmations; receipts stored
+# Terminal states besides "anchored"; neither blocks the batches after it.
+ABANDONED = "abandoned"  # can never be anchored (its leaves no longer rebuild its root
+#   and no transaction of it can be mined): its leaves went back to the queue
+ATTENTION = "attention"  # its root is on chain but no leaf set found rebuilds it: its
+#   leaves went back to the queue; `shomei anchor status` lists it for the operator
+IN_FLIGHT = (CLOSED, SENT)
 
 
 class Base(DeclarativeBase):
@@ -65,12 +73,34 @@ class Batch(Base):
     block: Mapped[int | None] = mapped_column(BigInteger)
     block_time: Mapped[int | None] = mapped_column(BigInteger)
     anchored_at: Mapped[float | None] = mapped_column(Float)
+    # The leader's lease epoch when it closed (then sent) the batch: fencing evidence.
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    # The ordered leaves (32 bytes each) the root was built from, written in the same
+    # transaction that claims them: the record a repair rebuilds the batch from.
+    leaf_list: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class LeaseRow(Base):
+    """The anchoring leader's lease: one row per database (``name`` "anchor").
+
+    A process leads while it holds the row (``holder``) and has not let it expire; every
+    takeover increments ``epoch``, and every write of a leader is fenced by a
+    conditional update of this row on (holder, epoch) in the same transaction."""
+
+    __tablename__ = "anchor_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Float)
+    acquired_at: Mapped[float] = mapped_column(Float)
 
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so the issuer and the
-    anchoring worker can share one file."""
-    engine = create_engine(url, future=True)
+    anchoring worker can share one file. Pooled connections are checked before use, so
+    a database restart costs one failed step, not a dead worker."""
+    engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -84,5 +114,25 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+#: Columns added after the first release, for databases made by ``create_schema`` then.
+_ADDED_COLUMNS = {"anchor_batches": {"epoch": "BIGINT", "leaf_list": "BLOB"}}
+
+
 def create_schema(engine: Engine) -> None:
+    """Create the anchoring tables, or add what a database of an earlier release lacks
+    (the issuer's Alembic history does the same for its databases)."""
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns of later releases to existing anchoring tables."""
+    existing = inspect(engine)
+    blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    with engine.begin() as conn:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {c["name"] for c in existing.get_columns(table)}
+            for name, kind in columns.items():
+                if name not in have:
+                    kind = blob if kind == "BLOB" else kind
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))

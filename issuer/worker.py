@@ -7,8 +7,10 @@ city's one-person IT team runs one process, not two. It closes a batch every
 keeps its whole state in the database, so stopping the process at any moment loses
 nothing: the next start resumes where it stopped.
 
-Run one worker per database: several processes serving the same database (gunicorn
-workers) start it in one of them only (``--no-anchor`` on the others).
+Any number of processes may serve one database with their workers on: exactly one of
+them leads (the anchoring lease, :mod:`anchor.lease`), the others follow, look every
+``ANCHOR_FOLLOWER_POLL_SECONDS`` and take over within ``ANCHOR_LEASE_SECONDS`` when the
+leader dies. A clean stop hands the lease over at once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from anchor.batcher import Batcher, BatchPolicy
+from anchor.batcher import BUSY, Batcher, BatchPolicy
+from anchor.lease import DEFAULT_TTL, Lease
 from credentials.errors import ShomeiError
 
 from . import audit, chain_access
@@ -30,15 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("shomei.anchoring")
 
 DEFAULT_INTERVAL = 10.0  # seconds: a batch closes at most this long after its first leaf
-_BUSY = frozenset({"sent", "polled", "anchored", "retry"})
+FOLLOWER_POLL = 1.0  # seconds between a follower's looks at the lease
 
 
 class AnchorWorker:
     """Steps a :class:`~anchor.batcher.Batcher` in a daemon thread until stopped."""
 
-    def __init__(self, batcher: Batcher, *, poll: float = 0.25) -> None:
+    def __init__(
+        self, batcher: Batcher, *, poll: float = 0.25, follower_poll: float = FOLLOWER_POLL
+    ) -> None:
         self.batcher = batcher
         self.poll = poll
+        self.follower_poll = follower_poll
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shomei-anchor", daemon=True)
@@ -48,8 +54,14 @@ class AnchorWorker:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop stepping and hand the lease over (a follower takes over at once)."""
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            try:
+                self.batcher.release()
+            except Exception:  # the database may be gone at shutdown: the lease expires
+                log.warning("anchoring: could not release the lease at stop")
 
     @property
     def running(self) -> bool:
@@ -75,8 +87,11 @@ class AnchorWorker:
                 self._note(str(flight.get("last_error") or "retrying"))
             elif outcome == "anchored":
                 self.last_error = None
-            if outcome in _BUSY:
+            if outcome in BUSY:
                 continue  # more to do right away (poll a receipt, send the next batch)
+            if outcome == "follower":
+                self._stop.wait(self.follower_poll)
+                continue
             self._stop.wait(min(self.poll * 2**failures, 30.0))
 
     def _note(self, message: str) -> None:
@@ -96,6 +111,7 @@ def build(
     policy = BatchPolicy(
         max_age=float(interval or config.get("ANCHOR_INTERVAL_SECONDS") or DEFAULT_INTERVAL),
         confirmations=cfg.confirmations if cfg is not None else 0,
+        finalized=cfg.finalized if cfg is not None else False,
     )
     batcher = Batcher(
         engine=engine,
@@ -104,5 +120,10 @@ def build(
         policy=policy,
         clock=time.time,
         extra_leaves=audit.anchor_head,
+        lease=Lease(engine, ttl=float(config.get("ANCHOR_LEASE_SECONDS", DEFAULT_TTL))),
     )
-    return AnchorWorker(batcher, poll=float(config.get("ANCHOR_POLL_SECONDS", 0.25)))
+    return AnchorWorker(
+        batcher,
+        poll=float(config.get("ANCHOR_POLL_SECONDS", 0.25)),
+        follower_poll=float(config.get("ANCHOR_FOLLOWER_POLL_SECONDS", FOLLOWER_POLL)),
+    )

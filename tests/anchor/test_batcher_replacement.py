@@ -179,7 +179,7 @@ def test_stuck_transaction_is_replaced_with_higher_fees(world: World) -> None:
         assert batcher.step() == "polled"
         assert the_batch(world).tx_hash == first.tx_hash
     world.clock.now += REPLACE_AFTER
-    assert batcher.step() == "polled"
+    assert batcher.step() == "sent"  # the replacement
     second = the_batch(world)
     assert second.state == SENT and second.nonce == first.nonce
     assert second.tx_hash != first.tx_hash and second.raw_tx != first.raw_tx
@@ -226,6 +226,7 @@ def test_dropped_transaction_is_broadcast_again(world: World, net) -> None:
     w3.manager.request_blocking("anvil_dropTransaction", [sent.tx_hash])
     world.mine()
     assert mined_from(world, world.address) == []  # really gone
+    world.clock.now += BatchPolicy().rebroadcast_every
     assert batcher.step() == "polled"  # not stuck yet: the stored bytes go out again
     assert the_batch(world).tx_hash == sent.tx_hash
     world.mine()
@@ -247,7 +248,7 @@ def test_reverted_transaction_is_signed_again(world: World) -> None:
     send_as_governance(world, "reactivateIssuer", world.address)
     world.mine()
     world.clock.now += 10  # past the backoff
-    assert batcher.step() == "polled"  # signed again with the next nonce
+    assert batcher.step() == "sent"  # signed again with the next nonce
     again = the_batch(world)
     assert again.tx_hash != reverted.tx_hash and again.nonce == reverted.nonce + 1
     world.mine()

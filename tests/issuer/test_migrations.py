@@ -25,6 +25,7 @@ TABLES |= {"certificates", "status_lists"}
 TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
 TABLES |= {"contract_signatures", "contract_credentials"}
+TABLES |= {"anchor_lease"}
 
 
 def tables(url: str) -> set[str]:
