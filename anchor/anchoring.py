@@ -164,9 +164,10 @@ def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
         flight = s.scalars(
             select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
         ).first()
-        counts = dict(
-            s.execute(select(Batch.state, func.count()).group_by(Batch.state)).tuples().all()
-        )
+        counts = {
+            state: n
+            for state, n in s.execute(select(Batch.state, func.count()).group_by(Batch.state))
+        }
         return {
             "leader": None
             if lease is None

@@ -155,3 +155,46 @@ def gov(net: Net, people: People) -> Iterator[Web3Chain]:
     chain = net.deploy(people.governance)
     yield chain
     chain.close()
+
+
+def postgres_base_url() -> str:
+    """The PostgreSQL server of the storage tests (.ci/run starts it and sets the URL);
+    without it the PostgreSQL cases skip locally and fail in CI."""
+    url = os.environ.get("SHOMEI_TEST_POSTGRES_URL")
+    if url:
+        return url
+    reason = "SHOMEI_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A database URL on a schema of its own, dropped afterwards."""
+    import secrets
+
+    from sqlalchemy import create_engine, make_url, text
+
+    base = postgres_base_url()
+    schema = f"test_{secrets.token_hex(6)}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty anchoring database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'anchor.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
