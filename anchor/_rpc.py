@@ -132,8 +132,11 @@ class FallbackProvider(JSONBaseProvider):
         except ValueError:
             status = http.status_code
             raise _EndpointFailed(f"HTTP {status}" if status >= 400 else "not JSON-RPC") from None
-        if not isinstance(response, dict):
-            raise _EndpointFailed("not a JSON-RPC response")
+        if not _is_json_rpc(response):
+            # JSON but no JSON-RPC response (a proxy's {"message": ...}, an error that is
+            # a string): web3 would raise BadResponseFormat, which no caller expects.
+            status = http.status_code
+            raise _EndpointFailed(f"HTTP {status}" if status >= 400 else "not a JSON-RPC response")
         error = response.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         if http.status_code >= 400 and code != _EXECUTION_REVERTED:
@@ -143,6 +146,31 @@ class FallbackProvider(JSONBaseProvider):
         if code in _RETRY_CODES:
             raise _EndpointFailed(f"rate limited ({code})")
         return response
+
+
+def _is_json_rpc(response: object) -> bool:
+    """Whether ``response`` is a JSON-RPC 2.0 response as web3 accepts one: version
+    "2.0", an integer id (null only beside an error), and either a result or an error
+    object with an integer code and a string message."""
+    if not isinstance(response, dict) or response.get("jsonrpc") != "2.0":
+        return False
+    has_error = "error" in response
+    if ("result" in response) == has_error or "id" not in response:
+        return False
+    response_id = response["id"]
+    if isinstance(response_id, str):
+        try:
+            int(response_id)
+        except ValueError:
+            return False
+    elif not (type(response_id) is int or (response_id is None and has_error)):
+        return False
+    error = response.get("error")
+    return not has_error or (
+        isinstance(error, dict)
+        and type(error.get("code")) is int
+        and isinstance(error.get("message"), str)
+    )
 
 
 class RpcNode(Node):

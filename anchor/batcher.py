@@ -48,7 +48,18 @@ from credentials.errors import AnchorError
 from . import merkle
 from .chain import AnchorRecord, Chain, ChainRejected, ChainUnavailable, SignedTx
 from .lease import Lease, LeaseInfo, NotLeader, current
-from .store import ABANDONED, ANCHORED, ATTENTION, CLOSED, IN_FLIGHT, SENT, Batch, Leaf
+from .store import (
+    ABANDONED,
+    ANCHORED,
+    ATTENTION,
+    CLOSED,
+    IN_FLIGHT,
+    MINED,
+    SENT,
+    UNMINED,
+    Batch,
+    Leaf,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +69,9 @@ CrashHook = Callable[[str], None]
 #: example the head of an audit log), already domain-separated from credential leaves.
 ExtraLeaves = Callable[[Session, float], list[bytes]]
 #: What a step did. "busy" outcomes mean more can be done right away.
-BUSY = frozenset({"sent", "anchored", "retry", "abandoned", "repaired", "attention"})
+BUSY = frozenset(
+    {"sent", "mined", "anchored", "retry", "abandoned", "repaired", "attention", "reorged"}
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,9 +156,12 @@ class Batcher:
             return "follower"
 
     def _step(self, now: float) -> str:
+        confirmed = self._confirm_oldest(now)
+        if confirmed in BUSY:
+            return confirmed
         with Session(self.engine) as s:
             batch = s.scalars(
-                select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
+                select(Batch).where(Batch.state.in_(UNMINED)).order_by(Batch.id).limit(1)
             ).first()
             if batch is not None and batch.next_try_at > now:
                 return "backoff"
@@ -153,12 +169,42 @@ class Batcher:
         if batch_id is None:
             batch_id = self._close(now)
         if batch_id is None:
+            if confirmed is not None:
+                return confirmed
             return "waiting" if self.pending_count() else "idle"
         try:
             return self._advance(batch_id, now)
         except (ChainUnavailable, ChainRejected) as e:
             self._record_failure(batch_id, e, now)
             return "retry"
+
+    def _confirm_oldest(self, now: float) -> str | None:
+        """Look at the oldest mined batch: final now, still confirming, or reorged out.
+        Returns None when no batch waits to become final."""
+        with Session(self.engine) as s:
+            batch = s.scalars(
+                select(Batch).where(Batch.state == MINED).order_by(Batch.id).limit(1)
+            ).first()
+            if batch is None:
+                return None
+            if batch.next_try_at > now:
+                return "confirming"
+            try:
+                rec = self.chain.read_anchor(self.address, batch.root)
+                if rec is None:
+                    # A reorg took its block away: back to polling, which broadcasts the
+                    # stored transaction again (and replaces it if it gets stuck).
+                    self.lease.fence(s, now)
+                    batch.state, batch.sent_at, batch.block = SENT, now, None
+                    s.commit()
+                    self._broadcast_at.pop(batch.id, None)
+                    log.warning("batch %s: its block was reorganised away; resending", batch.id)
+                    return "reorged"
+                return self._finalize(s, batch, rec, now)
+            except (ChainUnavailable, ChainRejected) as e:
+                s.rollback()
+                self._record_failure(batch.id, e, now)
+                return "retry"
 
     def run_until_idle(self, *, timeout: float = 60.0, interval: float = 0.05) -> None:
         """Step until nothing is pending or in flight (``shomei anchor --wait``).
@@ -182,7 +228,7 @@ class Batcher:
         if not self.lease.acquire(now):
             return
         with Session(self.engine) as s:
-            if s.scalar(select(Batch.id).where(Batch.state.in_(IN_FLIGHT)).limit(1)):
+            if s.scalar(select(Batch.id).where(Batch.state.in_(UNMINED)).limit(1)):
                 return
         try:
             self._close(now, force=True)
@@ -372,7 +418,14 @@ class Batcher:
 
     def _finalize(self, s: Session, batch: Batch, rec: AnchorRecord, now: float) -> str:
         if not self.is_final(rec.block):
-            return "confirming"
+            if batch.state == MINED and batch.block == rec.block:
+                return "confirming"
+            # Mined: wait for it to become final beside the next batches' sends.
+            self.lease.fence(s, now)
+            batch.state, batch.block, batch.block_time = MINED, rec.block, rec.timestamp
+            batch.tx_hash = rec.tx or batch.tx_hash
+            s.commit()
+            return "mined"
         leaves = s.execute(
             select(Leaf.id, Leaf.leaf).where(Leaf.batch_id == batch.id).order_by(Leaf.leaf_index)
         ).all()

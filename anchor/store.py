@@ -23,16 +23,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# Batch states, in order. One batch at a time is in flight ("closed" or "sent").
+# Batch states, in order. One batch at a time is "closed" or "sent"; any number may be
+# "mined" and waiting to become final.
 CLOSED = "closed"  # leaves assigned, root computed, no transaction signed yet
 SENT = "sent"  # signed transaction stored (then broadcast), waiting for the chain
+MINED = "mined"  # in a block, not final yet (K confirmations, or the finalized block);
+#   the next batch may be sent meanwhile; a reorg sends it back to "sent"
 ANCHORED = "anchored"  # on chain with enough confirmations; receipts stored
 # Terminal states besides "anchored"; neither blocks the batches after it.
 ABANDONED = "abandoned"  # can never be anchored (its leaves no longer rebuild its root
 #   and no transaction of it can be mined): its leaves went back to the queue
 ATTENTION = "attention"  # its root is on chain but no leaf set found rebuilds it: its
 #   leaves went back to the queue; `shomei anchor status` lists it for the operator
-IN_FLIGHT = (CLOSED, SENT)
+UNMINED = (CLOSED, SENT)  # at most one batch at a time: nonces stay in order
+IN_FLIGHT = (CLOSED, SENT, MINED)
 
 
 class Base(DeclarativeBase):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,31 +19,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from anchor_testing import ANVIL, free_port, postgres_schema, require_anvil
 
 from anchor._web3chain import Node, Web3Chain
 from anchor.accounts import ChainAccount
 from anchor.chain import EvmChain, EvmNode, RpcChain, RpcNode
 from anchor.registry import deploy_registry
 
-ROOT = Path(__file__).resolve().parents[2]
-ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 ANVIL_CHAIN_ID = 31337
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (also used as a dead RPC endpoint)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def require_anvil() -> None:
-    if ANVIL.exists():
-        return
-    reason = f"{ANVIL.relative_to(ROOT)} is missing: run `npm ci` at the repository root"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 class Anvil:
@@ -155,39 +137,6 @@ def gov(net: Net, people: People) -> Iterator[Web3Chain]:
     chain = net.deploy(people.governance)
     yield chain
     chain.close()
-
-
-def postgres_base_url() -> str:
-    """The PostgreSQL server of the storage tests (.ci/run starts it and sets the URL);
-    without it the PostgreSQL cases skip locally and fail in CI."""
-    url = os.environ.get("SHOMEI_TEST_POSTGRES_URL")
-    if url:
-        return url
-    reason = "SHOMEI_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A database URL on a schema of its own, dropped afterwards."""
-    import secrets
-
-    from sqlalchemy import create_engine, make_url, text
-
-    base = postgres_base_url()
-    schema = f"test_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
