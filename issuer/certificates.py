@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.batcher import enqueue
-from anchor.store import ANCHORED, Batch, Leaf
+from anchor.store import ANCHORED, MINED, Batch, Leaf
 from credentials import doctypes, sdjwt
 from credentials import status_list as sl
 from credentials.errors import ShomeiError
@@ -57,7 +57,8 @@ class NotFound(CertificateError):
 class AnchorState:
     """Where a certificate's leaf is on its way to the chain."""
 
-    state: str  # "pending" (queued), "batched" (in a batch being sent), "anchored"
+    state: str  # "pending" (queued), "batched" (in a batch being sent), "confirming"
+    # (in a block, waiting for finality: no receipt yet), "anchored"
     batch_id: int | None = None
     block: int | None = None
     block_time: int | None = None
@@ -353,6 +354,10 @@ def anchor_state(session: Session, leaf: bytes) -> AnchorState:
     ).first()
     if row is None or row.batch_id is None:
         return AnchorState(state="pending")
+    if row.state == MINED:
+        return AnchorState(
+            state="confirming", batch_id=row.batch_id, block=row.block, tx=row.tx_hash
+        )
     if row.state != ANCHORED:
         return AnchorState(state="batched", batch_id=row.batch_id, tx=row.tx_hash)
     return AnchorState(

@@ -159,14 +159,21 @@ def serve(host: str, port: int, anchor: bool | None, data_dir: str | None) -> No
 
     from . import chain_access, create_app, db, worker
 
-    app = create_app({"DATA_DIR": data_dir} if data_dir else None)
+    try:
+        app = create_app({"DATA_DIR": data_dir} if data_dir else None)
+    except ValueError as e:
+        _fail(f"設定が不正です / bad setting: {e}")
     running = None
     if anchor or (anchor is None and chain_access.is_configured(app.config)):
         try:
             running = worker.build(app.config, db.engine_of(app)).start()
         except ConfigError as e:
             _fail(f"記録を開始できません / cannot start anchoring: {e}")
-        click.echo("ブロックチェーンへの記録: 実行中 / anchoring: running", err=True)
+        click.echo(
+            "ブロックチェーンへの記録: 実行中（リーダーは1プロセスのみ）/ anchoring: running "
+            "(one leader per database; the others follow)",
+            err=True,
+        )
     click.echo(f"職員用の画面 / issuer: http://{host}:{port}/", err=True)
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)

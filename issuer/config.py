@@ -35,7 +35,25 @@ def defaults() -> dict[str, Any]:
         "AUTO_MIGRATE": True,
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_WINDOW_SECONDS": 15 * 60,
+        # Anchoring: a batch at most this long after its first leaf; the leader's lease.
+        "ANCHOR_INTERVAL_SECONDS": env_seconds("SHOMEI_ANCHOR_INTERVAL_SECONDS", 10.0),
+        "ANCHOR_LEASE_SECONDS": env_seconds("SHOMEI_ANCHOR_LEASE_SECONDS", 5.0),
     }
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment. Raises ValueError (with the
+    variable's name) for anything else."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise ValueError(f"{name} must be a number of seconds (0 < s < 86400), not {text!r}")
+    return value
 
 
 def finish(config: dict[str, Any]) -> None:

@@ -192,6 +192,8 @@ def _anchor_label(state: str) -> str:
         return t("記録済み", "Anchored")
     if state == "batched":
         return t("記録中…", "Anchoring…")
+    if state == "confirming":
+        return t("ブロックに記録済み、確定待ち…", "In a block, waiting for finality…")
     return t("記録待ち…", "Waiting to be anchored…")
 
 
