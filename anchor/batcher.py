@@ -328,9 +328,17 @@ class Batcher:
             # A replacement: the node accepts it only at clearly higher fees.
             max_fee = max(max_fee, int(floor[0] * self.policy.fee_bump) + 1)
             tip = max(tip, int(floor[1] * self.policy.fee_bump) + 1)
-        tx = self.chain.sign_anchor(
-            batch.root, nonce=nonce, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip
-        )
+        try:
+            tx = self.chain.sign_anchor(
+                batch.root, nonce=nonce, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip
+            )
+        except ChainRejected as e:
+            # Already on chain (an earlier transaction of ours, seen late by a lagging
+            # endpoint): finalize it rather than sign again.
+            rec = self.chain.read_anchor(self.address, batch.root)
+            if e.reason != "AlreadyAnchored" or rec is None:
+                raise
+            return self._finalize(s, batch, rec, now)
         self._crash("before_record")
         epoch = self.lease.fence(s, now)
         batch.state, batch.nonce, batch.tx_hash, batch.raw_tx = SENT, nonce, tx.tx_hash, tx.raw

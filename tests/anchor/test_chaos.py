@@ -165,8 +165,9 @@ def restart_postgres() -> None:
 class Clerks:
     """Four clerks issuing as fast as the database lets them: one leaf a transaction."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, *, pause: float = 0.002) -> None:
         self.engine = engine
+        self.pause = pause
         self.issued: dict[bytes, float] = {}
         self.failures = 0
         self._stop = threading.Event()
@@ -200,14 +201,15 @@ class Clerks:
             with self._lock:
                 self.issued[leaf] = now
             n += 1
-            time.sleep(0.002)  # the form round trip, about: keeps SQLite's lock shared
+            time.sleep(self.pause)  # at least: keeps SQLite's write lock shared
 
 
 class LeaderLog:
     """Watches the lease row: every change of leader, with its time."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, *, pause: float = 0.002) -> None:
         self.engine = engine
+        self.pause = pause
         self.changes: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -267,7 +269,19 @@ def test_chaos(backend: str, workers: int, tmp_path: Path, people) -> None:
         run_chaos(backend, workers, db, tmp_path, people, seed=workers * 7919)
 
 
-def run_chaos(backend: str, n_workers: int, db: str, tmp_path: Path, people, *, seed: int):
+def run_chaos(
+    backend: str,
+    n_workers: int,
+    db: str,
+    tmp_path: Path,
+    people,
+    *,
+    seed: int,
+    clerk_pause: float = 0.002,
+    chaos: bool = True,
+) -> dict:
+    """Run the scenario; returns the figures. ``clerk_pause`` paces each clerk (the
+    default is the database's full rate), ``chaos`` False measures a quiet run."""
     rng = random.Random(seed)
     node = Node(tmp_path)
     rpc = RpcNode([node.url], 31337)
@@ -282,7 +296,7 @@ def run_chaos(backend: str, n_workers: int, db: str, tmp_path: Path, people, *, 
     create_schema(engine)
     kill_file = tmp_path / "kill"
     pool = Workers(db, node, registry, tmp_path, kill_file)
-    clerks = Clerks(engine)
+    clerks = Clerks(engine, pause=clerk_pause)
     leaders = LeaderLog(engine)
     events: list[str] = []
     takeovers: list[float] = []
@@ -297,6 +311,7 @@ def run_chaos(backend: str, n_workers: int, db: str, tmp_path: Path, people, *, 
         plan: list[tuple[float, str]] = [(1.0, "kill"), (6.0, "node"), (7.0, "kill")]
         plan += [(12.0, "postgres")] if backend == "postgresql" else []
         plan += [(13.0, "kill"), (19.0, "kill")]
+        plan = plan if chaos else []
         start = time.monotonic()
         while time.monotonic() - start < DURATION:
             if plan and time.monotonic() - start >= plan[0][0]:
@@ -326,7 +341,7 @@ def run_chaos(backend: str, n_workers: int, db: str, tmp_path: Path, people, *, 
         assert not left, f"{len(left)} of {len(issued)} not anchored\n{events}\n{pool.logs()}"
         check_exactly_once(engine, gov.using(city), city.address, issued)
         events.append(f"{len(leaders.changes)} leaders in all")
-        report(backend, n_workers, engine, issued, takeovers, events, clerks.failures)
+        return report(backend, n_workers, engine, issued, takeovers, events, clerks.failures)
     finally:
         leaders.stop()
         pool.stop()
@@ -400,7 +415,7 @@ def check_exactly_once(engine, chain: RpcChain, address: str, issued: dict[bytes
         assert rec is not None and rec.block == batch.block
 
 
-def report(backend, n_workers, engine, issued, takeovers, events, clerk_failures) -> None:
+def report(backend, n_workers, engine, issued, takeovers, events, clerk_failures) -> dict:
     with Session(engine) as s:
         rows = s.execute(
             select(Leaf.leaf, Batch.anchored_at).join(Batch, Leaf.batch_id == Batch.id)
@@ -425,3 +440,4 @@ def report(backend, n_workers, engine, issued, takeovers, events, clerk_failures
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
     print(json.dumps(figures, ensure_ascii=False))
+    return figures

@@ -245,3 +245,27 @@ def test_an_anchored_root_the_node_lost_is_anchored_again(world, net) -> None:
     with Session(engine) as s:
         assert {r.leaf: r.receipt for r in s.scalars(select(Leaf))} == receipts
     assert_every_leaf_anchored_exactly_once(engine, chain, items)
+
+
+def test_a_closed_batch_whose_root_is_already_on_chain_is_finalized(world) -> None:
+    """Its transaction was mined but the record of it was lost (a database restored
+    from a backup, an endpoint that lagged): the registry refuses the root a second
+    time, and the leader finalizes the batch from the chain instead of retrying."""
+    chain, engine = world
+    items = leaves(5, "restored")
+    queue(engine, items)
+    clock = [T0 + 60]
+    batcher = Batcher(
+        engine=engine,
+        chain=chain,
+        issuer_address=chain.account.address,
+        clock=lambda: clock[0],
+        crash_hook=None,
+    )
+    batcher.flush()
+    with Session(engine) as s:
+        (batch,) = s.scalars(select(Batch)).all()
+        assert batch.state == CLOSED
+    chain.anchor(batch.root)  # on chain, while the database still says "closed"
+    assert batcher.step() == "anchored"
+    assert_every_leaf_anchored_exactly_once(engine, chain, items)
