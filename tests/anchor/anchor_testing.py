@@ -51,7 +51,7 @@ def postgres_schema() -> Iterator[str]:
 
     base = postgres_base_url()
     schema = f"test_{secrets.token_hex(6)}"
-    admin = create_engine(base)
+    admin = create_engine(base, pool_pre_ping=True)  # the chaos test restarts the server
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
