@@ -85,6 +85,9 @@ class BatchPolicy:
     replace_after: float = 120.0  # re-price a transaction not mined after this long
     fee_bump: float = 1.25  # nodes need >= 10 % more to accept a replacement
     rebroadcast_every: float = 5.0  # while pending, send the stored bytes again this often
+    # P: batches sent and not yet mined at once (consecutive nonces). Under a backlog the
+    # next batch goes out without waiting for a block: P × 1,024 leaves a block.
+    max_unmined: int = 4
     backoff_base: float = 1.0
     backoff_max: float = 60.0
 
@@ -132,6 +135,7 @@ class Batcher:
         self._crash = crash_hook or (lambda _point: None)
         self._extra_leaves = extra_leaves
         self._broadcast_at: dict[int, float] = {}
+        self._polled_at: dict[int, float] = {}
         self._checked_epoch: int | None = None
 
     # ------------------------------------------------------------------ driving
@@ -160,18 +164,40 @@ class Batcher:
         if confirmed in BUSY:
             return confirmed
         with Session(self.engine) as s:
-            batch = s.scalars(
-                select(Batch).where(Batch.state.in_(UNMINED)).order_by(Batch.id).limit(1)
-            ).first()
-            if batch is not None and batch.next_try_at > now:
-                return "backoff"
-            batch_id = batch.id if batch else None
-        if batch_id is None:
-            batch_id = self._close(now)
-        if batch_id is None:
-            if confirmed is not None:
-                return confirmed
-            return "waiting" if self.pending_count() else "idle"
+            unmined = [
+                (b.id, b.state, b.next_try_at)
+                for b in s.scalars(select(Batch).where(Batch.state.in_(UNMINED)).order_by(Batch.id))
+            ]
+        ready = [(i, state) for i, state, next_try in unmined if next_try <= now]
+        if unmined and not ready:
+            return "backoff"  # the chain refused or did not answer: no new batch either
+        outcome: str | None = None
+        if ready:
+            # A closed batch is sent first; else the sent one looked at least recently.
+            closed = [i for i, state in ready if state == CLOSED]
+            target = (
+                closed[0]
+                if closed
+                else min((i for i, _ in ready), key=lambda i: self._polled_at.get(i, float("-inf")))
+            )
+            self._polled_at[target] = now
+            outcome = self._advance_or_retry(target, now)
+            if outcome in BUSY:
+                return outcome
+        if len(unmined) < self.policy.max_unmined and not any(
+            state == CLOSED for _, state, _ in unmined
+        ):
+            # Room in the pipeline: the next batch goes out without waiting for blocks.
+            new = self._close(now)
+            if new is not None:
+                return self._advance_or_retry(new, now)
+        if outcome is not None:
+            return outcome
+        if confirmed is not None:
+            return confirmed
+        return "waiting" if self.pending_count() else "idle"
+
+    def _advance_or_retry(self, batch_id: int, now: float) -> str:
         try:
             return self._advance(batch_id, now)
         except (ChainUnavailable, ChainRejected) as e:
@@ -363,6 +389,15 @@ class Batcher:
         if replace and batch.nonce is not None:
             return batch.nonce, (batch.max_fee_per_gas or 0, batch.max_priority_fee_per_gas or 0)
         mined = self.chain.next_nonce(self.address, pending=False)
+        live = {
+            n
+            for n in s.scalars(
+                select(Batch.nonce).where(
+                    Batch.state.in_((SENT, MINED)), Batch.nonce.is_not(None), Batch.id != batch.id
+                )
+            )
+            if n is not None
+        }
         stale = s.scalars(
             select(Batch)
             .where(
@@ -372,12 +407,15 @@ class Batcher:
                 Batch.id != batch.id,
             )
             .order_by(Batch.nonce)
-            .limit(1)
-        ).first()
-        if stale is not None and stale.nonce is not None:
-            fees = (stale.max_fee_per_gas or 0, stale.max_priority_fee_per_gas or 0)
-            return stale.nonce, fees
-        return max(mined, self.chain.next_nonce(self.address)), None
+        ).all()
+        for old in stale:
+            if old.nonce is not None and old.nonce not in live:
+                fees = (old.max_fee_per_gas or 0, old.max_priority_fee_per_gas or 0)
+                return old.nonce, fees
+        # The node's count, but never below our own batches still in a pool (a node that
+        # lost its pool counts them out until they are broadcast again).
+        ours = max(live, default=-1) + 1
+        return max(mined, ours, self.chain.next_nonce(self.address)), None
 
     def _nudge(self, s: Session, batch: Batch, now: float) -> str:
         """The root is not anchored (or no longer, after a reorg): find out why, act."""
