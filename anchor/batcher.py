@@ -86,7 +86,7 @@ class BatchPolicy:
     fee_bump: float = 1.25  # nodes need >= 10 % more to accept a replacement
     rebroadcast_every: float = 5.0  # while pending, send the stored bytes again this often
     # P: batches sent and not yet mined at once (consecutive nonces). Under a backlog the
-    # next batch goes out without waiting for a block: P × 1,024 leaves a block.
+    # next *full* batch goes out without waiting for a block: P × 1,024 leaves a block.
     max_unmined: int = 4
     backoff_base: float = 1.0
     backoff_max: float = 60.0
@@ -187,8 +187,10 @@ class Batcher:
         if len(unmined) < self.policy.max_unmined and not any(
             state == CLOSED for _, state, _ in unmined
         ):
-            # Room in the pipeline: the next batch goes out without waiting for blocks.
-            new = self._close(now)
+            # Room in the pipeline: with a batch already in the pool, only a full one
+            # goes out without waiting for a block (a backlog); smaller ones gather until
+            # the block, so a quiet day still costs one transaction a block at most.
+            new = self._close(now, full_only=bool(unmined))
             if new is not None:
                 return self._advance_or_retry(new, now)
         if outcome is not None:
@@ -262,7 +264,7 @@ class Batcher:
             return
 
     # ------------------------------------------------------------------ steps
-    def _close(self, now: float, *, force: bool = False) -> int | None:
+    def _close(self, now: float, *, force: bool = False, full_only: bool = False) -> int | None:
         p = self.policy
         with Session(self.engine) as s:
             epoch = self.lease.fence(s, now)  # first: from here this transaction is ours
@@ -276,7 +278,9 @@ class Batcher:
                 query = query.with_for_update(skip_locked=True)
             rows = s.execute(query).all()
             if not rows or (
-                not force and len(rows) < p.max_leaves and now - rows[0].queued_at < p.max_age
+                not force
+                and len(rows) < p.max_leaves
+                and (full_only or now - rows[0].queued_at < p.max_age)
             ):
                 s.commit()  # the renewed lease
                 return None
