@@ -29,6 +29,7 @@ from web3.exceptions import (
     ContractLogicError,
     TimeExhausted,
     TransactionNotFound,
+    Web3Exception,
     Web3RPCError,
 )
 from web3.types import TxParams
@@ -130,6 +131,13 @@ class Node:
             )
         if isinstance(e, Web3RPCError):
             return ChainRejected("ノードが要求を拒否しました", f"the node refused: {e.message}")
+        if isinstance(e, Web3Exception):
+            # An answer web3 could not use (malformed, unexpected shape): the endpoint's
+            # fault, not ours; try again later like an outage.
+            return ChainUnavailable(
+                "ブロックチェーンのノードから不正な応答がありました",
+                f"the node's answer was unusable ({type(e).__name__})",
+            )
         return None
 
     def send_error_kind(self, e: Exception) -> SendErrorKind | None:

@@ -543,3 +543,15 @@ def test_keystore_round_trip_and_wrong_passphrase(tmp_path):
     assert account.local.key.hex() not in repr(account)
     with pytest.raises(ValueError, match="empty passphrase"):
         account.to_keystore("")
+
+
+def test_an_unusable_answer_is_an_outage_not_a_crash() -> None:
+    """A JSON-RPC answer web3 cannot use (e.g. a result of the wrong shape) becomes
+    ChainUnavailable, so the anchoring worker backs off and tries again."""
+    from web3.exceptions import BadResponseFormat
+
+    from anchor.chain import EvmNode
+
+    error = EvmNode().translate(BadResponseFormat("result: 'zz'"))
+    assert isinstance(error, ChainUnavailable)
+    assert "unusable" in error.en
