@@ -219,6 +219,8 @@ class Batcher:
                 return "confirming"
             try:
                 rec = self.chain.read_anchor(self.address, batch.root)
+                if rec is None and self.chain.block_number() < (batch.block or 0):
+                    return "confirming"  # an endpoint behind the one that saw it mined
                 if rec is None:
                     # A reorg took its block away: back to polling, which broadcasts the
                     # stored transaction again (and replaces it if it gets stuck).

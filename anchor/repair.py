@@ -148,6 +148,8 @@ def _check_anchored(batcher: Batcher, s: Session, batch: Batch, now: float) -> s
     Returns what changed, or None."""
     sound = _sound(s, batch)
     rec = batcher.chain.read_anchor(batcher.address, batch.root)
+    if rec is None and batcher.chain.block_number() < (batch.block or 0):
+        return None  # this endpoint has not reached that block yet: nothing to conclude
     if rec is None:
         # Recorded as anchored, not on chain (a node that lost its state, a reorg deeper
         # than the confirmations): anchor the same root again. Its receipts stay valid.
