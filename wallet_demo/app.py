@@ -53,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/sw.js", "service_worker", service_worker)
     app.add_url_rule("/icons/icon-<int:size>.png", "icon", icon)
     app.add_url_rule("/api/scan", "scan", scan, methods=["POST"])
+    app.add_url_rule("/api/ping", "ping", ping)
     app.register_blueprint(encode.bp)
     app.register_blueprint(relay.bp)
     return app
@@ -117,6 +118,14 @@ def icon(size: int) -> Response:
         return _json_error(404, "not_found", "見つかりません", "not found")
     response = Response(png, mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def ping() -> Response:
+    """204: the wallet's server is reachable (``navigator.onLine`` is not proof of that:
+    a captive network, a lost route, a page served by the service worker offline)."""
+    response = Response(status=204)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

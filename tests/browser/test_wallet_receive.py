@@ -265,7 +265,7 @@ def test_camera_scan_a_used_offer_and_offline(playwright: Any, demo: Demo, shots
         context.set_offline(True)
         page.reload()
         page.wait_for_selector(".cert-item")
-        assert page.is_visible("#offline-note")
+        page.wait_for_selector("#offline-note:not([hidden])")  # the server did not answer
         assert page.inner_text(".cert-item .cert-title") == "住民票の写し"
         page.screenshot(path=str(shots / "04-offline.png"), full_page=True)
         context.set_offline(False)

@@ -166,3 +166,10 @@ def test_the_label_table_matches_the_type_metadata():
             key = ".".join("*" if p is None else p for p in claim["path"])
             labels = {d["lang"][:2]: d["label"] for d in claim["display"]}
             assert table[name]["claims"][key] == labels, key
+
+
+def test_ping_answers_204_and_is_never_cached(client) -> None:
+    """The wallet asks it to tell "offline" from "online" (navigator.onLine can lie)."""
+    response = client.get("/api/ping")
+    assert response.status_code == 204 and response.data == b""
+    assert response.headers["Cache-Control"] == "no-store"

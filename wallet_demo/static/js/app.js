@@ -49,8 +49,24 @@ async function showDetail(id) {
   showView("detail");
 }
 
+// Whether the wallet's server answers: the offline note follows what the network does,
+// not only navigator.onLine (a page served by the service worker offline may still say
+// it is online). /api/ is never answered from the service worker's cache.
+async function reachable() {
+  let up = navigator.onLine;
+  if (up) {
+    try {
+      up = (await fetch("/api/ping", { cache: "no-store" })).ok;
+    } catch {
+      up = false;
+    }
+  }
+  show($("offline-note"), !up);
+  return up;
+}
+
 async function refreshAll() {
-  if (!navigator.onLine) return;
+  if (!(await reachable())) return;
   const records = await listCredentials();
   await Promise.all(records.map((r) => refreshRecord(r).catch(() => r)));
   if (state.view === "list") await drawList();
@@ -283,7 +299,7 @@ function bind() {
   });
   window.addEventListener("online", online);
   window.addEventListener("offline", online);
-  show($("offline-note"), !navigator.onLine);
+  reachable();
 }
 
 async function start() {
