@@ -245,7 +245,15 @@ def record(
         "target": target,
         "details": details,
     }
-    digest = entry_hash(prev_hash, **fields)
+    digest = entry_hash(
+        prev_hash,
+        id=prev_id + 1,
+        at=float(now),
+        actor=actor,
+        action=action,
+        target=target,
+        details=details,
+    )
     entry = AuditEntry(**fields, prev_hash=prev_hash, entry_hash=digest)
     session.add(entry)
     session.flush()

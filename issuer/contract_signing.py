@@ -16,9 +16,10 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from credentials.errors import ShomeiError
@@ -225,7 +226,7 @@ def sign_as_contractor(
         .where(ContractLink.token_hash == _hash(token), ContractLink.used_at.is_(None))
         .values(used_at=now)
     )
-    if used.rowcount != 1:  # another request took the link first
+    if cast("CursorResult[Any]", used).rowcount != 1:  # another request took the link first
         session.rollback()
         _refused(session, contract, "used_link", now=now)
         raise LinkError("このリンクはすでに使われました", "this link has already been used")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import (
     Blueprint,
@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
 
 from credentials.errors import ValidationError
 
@@ -119,7 +120,9 @@ def new_contractor() -> ResponseReturnValue:
     return redirect(url_for("contracts.new")), 303
 
 
-def _form(values: Any, errors: Any = None, previous: Any = None, status: int = 200) -> Any:
+def _form(
+    values: Any, errors: Any = None, previous: Any = None, status: int = 200
+) -> tuple[str, int]:
     page = render_template(
         "issuer/contracts/form.html",
         contractors=contracts.all_contractors(get_session()),
@@ -164,7 +167,7 @@ def _view(public_id: str) -> contracts.ContractView:
         abort(404)
 
 
-def _page(public_id: str, *, new_link: contract_signing.NewLink | None = None) -> Any:
+def _page(public_id: str, *, new_link: contract_signing.NewLink | None = None) -> str:
     return render_template("issuer/contracts/show.html", v=_view(public_id), new_link=new_link)
 
 
@@ -312,7 +315,7 @@ def _signing(token: str) -> contract_signing.SigningPage:
         _link_error(e)
 
 
-def _link_error(e: contract_signing.LinkError) -> Any:
+def _link_error(e: contract_signing.LinkError) -> NoReturn:
     from .web import abort_with
 
     abort_with(e.status, e.ja, e.en)
@@ -320,7 +323,7 @@ def _link_error(e: contract_signing.LinkError) -> Any:
 
 def _sign_page(
     page: contract_signing.SigningPage, token: str, error: Any = None, status: int = 200
-) -> Any:
+) -> Response:
     response = make_response(
         render_template(
             "issuer/contracts/sign.html",

@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -254,7 +255,7 @@ def approve(
         .where(Contract.id == contract.id, Contract.state == AWAITING_APPROVAL)
         .values(state=ISSUED)
     )
-    if taken.rowcount != 1:
+    if cast("CursorResult[Any]", taken).rowcount != 1:
         session.rollback()
         raise ContractError(
             "受注者の署名が済んだ契約だけを承認できます",

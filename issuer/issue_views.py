@@ -58,7 +58,9 @@ def _doc_type(name: str) -> doctypes.DocumentType:
     return doctypes.get(name)
 
 
-def _form_page(doc_type: str, values: dict[str, str], errors: Any = None, options: Any = None):
+def _form_page(
+    doc_type: str, values: dict[str, str], errors: Any = None, options: Any = None
+) -> str:
     return render_template(
         "issuer/certificate_form.html",
         doc_type=doc_type,

@@ -17,10 +17,8 @@ branch_labels = None
 depends_on = None
 
 
-def _fk(target: str, *, nullable: bool = False, **kwargs: object) -> sa.Column:
-    name = kwargs.pop("name")
-    assert isinstance(name, str)
-    return sa.Column(name, sa.Integer(), sa.ForeignKey(target), nullable=nullable, **kwargs)
+def _fk(target: str, *, name: str, nullable: bool = False, unique: bool = False) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer(), sa.ForeignKey(target), nullable=nullable, unique=unique)
 
 
 def upgrade() -> None:
