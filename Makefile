@@ -23,7 +23,7 @@ demo: $(STAMP) $(NODE_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check credentials verifier anchor issuer shomei_cli.py shomei_demo.py tests bench
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint $(NODE_STAMP)
