@@ -122,6 +122,21 @@ def verify_agreement(
 ) -> Agreement:
     """The agreement, verified against the registered key and what it must say.
     Raises :class:`AgreementError`."""
+    # (1) a well-formed compact JWS of our type
+    jws = _parse(unverified_token)
+    # (2) signed by the registered key, named in its header
+    thumbprint = _check_signature(jws, registered_jwk)
+    # (3) saying exactly what it must, recently
+    iat = _check_payload(jws.unverified_payload, expected, now)
+    return Agreement(
+        jws=str(unverified_token).strip(),
+        party=expected.party,
+        signed_at=iat,
+        key_thumbprint=thumbprint,
+    )
+
+
+def _parse(unverified_token: Any) -> _jws.CompactJws:
     if not isinstance(unverified_token, str) or not 0 < len(unverified_token) <= MAX_LENGTH:
         raise _refuse("malformed", "署名がありません", "no agreement JWS")
     try:
@@ -129,9 +144,13 @@ def verify_agreement(
         jws.check_header(typ=TYP, what=_WHAT, what_en=_WHAT_EN)
     except ShomeiError as e:
         raise _refuse("malformed", e.ja, e.en) from None
-    header = jws.unverified_header
-    if set(header) - {"alg", "typ", "jwk"}:
+    if set(jws.unverified_header) - {"alg", "typ", "jwk"}:
         raise _refuse("header", "ヘッダーに余分な項目があります", "unexpected header members")
+    return jws
+
+
+def _check_signature(jws: _jws.CompactJws, registered_jwk: dict[str, Any]) -> str:
+    header = jws.unverified_header
     try:
         header_key = public_key_from_jwk(header.get("jwk"))
         thumbprint = jwk_thumbprint(header["jwk"])
@@ -145,20 +164,22 @@ def verify_agreement(
         jws.verify(header_key, what=_WHAT, what_en=_WHAT_EN)
     except ShomeiError as e:
         raise _refuse("bad_signature", e.ja, e.en) from None
-    claims = jws.unverified_payload
+    return thumbprint
+
+
+def _check_payload(claims: dict[str, Any], expected: Expected, now: float) -> int:
     iat = claims.get("iat")
     if not isinstance(iat, int) or isinstance(iat, bool):
         raise _refuse("payload", "署名時刻（iat）がありません", "no iat")
-    for name, value in payload(expected, iat=iat).items():
+    wanted = payload(expected, iat=iat)
+    for name, value in wanted.items():
         if claims.get(name) != value:
             reason = "wrong_document" if name == "document_sha256" else "payload"
             raise _refuse(
                 reason, f"{name} が契約と一致しません", f"{name} does not match the contract"
             )
-    if set(claims) != set(payload(expected, iat=iat)):
+    if set(claims) != set(wanted):
         raise _refuse("payload", "ペイロードに余分な項目があります", "unexpected payload members")
     if not now - MAX_AGE <= iat <= now + SKEW:
         raise _refuse("stale", "署名時刻が古すぎるか未来です", "iat is stale or in the future")
-    return Agreement(
-        jws=unverified_token.strip(), party=expected.party, signed_at=iat, key_thumbprint=thumbprint
-    )
+    return iat
