@@ -24,10 +24,11 @@ from anchor import evidence as anchor_evidence
 from anchor import merkle
 from anchor.accounts import ChainAccount
 from anchor.anchoring import evidence_json
-from anchor.batcher import Batcher, BatchPolicy, enqueue
+from anchor.batcher import Batcher, BatchPolicy
 from anchor.config import ChainConfig, ConfigError, database_url
 from anchor.localnode import chain_up
 from anchor.operations import registry_deploy
+from anchor.queue import enqueue
 from anchor.registry import add_key, register_issuer
 from anchor.snapshot import export_snapshot
 from anchor.store import make_engine

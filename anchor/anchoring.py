@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from .accounts import ChainAccount
-    from .batcher import AnchorEvidence, Batcher
+    from .batcher import Batcher
+    from .queue import AnchorEvidence
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def queue_credential(directory: Path, jwt: str, *, queue: bool | None, now: floa
         return False
     from sqlalchemy.orm import Session
 
-    from .batcher import enqueue
+    from .queue import enqueue
 
     with database(directory) as engine, Session(engine) as session:
         enqueue(session, merkle.leaf_hash(jwt), now=now)
@@ -312,7 +313,7 @@ def lookup(directory: Path, leaf: bytes) -> tuple[AnchorEvidence | None, float |
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from .batcher import AnchorEvidence
+    from .queue import AnchorEvidence
     from .store import ANCHORED, Batch, Leaf
 
     with database(directory) as engine, Session(engine) as s:

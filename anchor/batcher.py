@@ -1,8 +1,7 @@
 """The anchoring worker: pending leaves -> Merkle batch -> one transaction -> receipts.
 
-Crash-safe by construction: every step first writes what it is about to do, then does
-it, and every step can be repeated without harm.
-
+Crash-safe: every step writes what it is about to do, then does it; any step repeats
+without harm.
 1. close: claim the oldest pending leaves for a new batch and store its root and its
    ordered leaf list (one database transaction; a crash leaves either no batch or a
    whole one);
@@ -22,12 +21,11 @@ is checked in the very transaction that writes, and stored with the batch). Leav
 claimed only ``WHERE batch_id IS NULL`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
 the count is checked, so no leaf can ever be in two batches.
 
-The registry refuses a root it has seen, so even a second transaction for one batch
-cannot anchor it twice. One batch is in flight at a time; new leaves queue meanwhile and
-go into the next batch, so the cost stays one transaction per batch. A batch that can
-never be anchored (its leaves no longer rebuild its root) is abandoned and its leaves go
-back to the queue, and a root on chain whose leaves were lost is repaired from the chain
-(:mod:`anchor.repair`): neither blocks the batches behind it.
+The registry refuses a root it has seen: no root is anchored twice. While one batch
+waits in the pool, new leaves gather for the next (one transaction a block); only under
+a backlog do up to ``max_unmined`` full batches wait at once. A batch that can never be
+anchored is abandoned (its leaves requeued), a root on chain whose leaves were lost is
+repaired from the chain (:mod:`anchor.repair`): neither blocks the batches behind it.
 """
 
 from __future__ import annotations
@@ -36,30 +34,41 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from credentials.errors import AnchorError
 
-from . import merkle
+from . import merkle, queue
 from .chain import AnchorRecord, Chain, ChainRejected, ChainUnavailable, SignedTx
 from .lease import Lease, LeaseInfo, NotLeader, current
+from .nonces import choose_nonce
+from .policy import BatchPolicy
+from .queue import AnchorEvidence, enqueue, find_evidence
 from .store import (
     ABANDONED,
     ANCHORED,
-    ATTENTION,
     CLOSED,
-    IN_FLIGHT,
     MINED,
     SENT,
     UNMINED,
     Batch,
     Leaf,
 )
+
+__all__ = [
+    "BUSY",
+    "AnchorEvidence",
+    "BatchPolicy",
+    "Batcher",
+    "CrashHook",
+    "ExtraLeaves",
+    "enqueue",  # the queue's (anchor.queue), here too for the callers of old
+    "find_evidence",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,42 +81,6 @@ ExtraLeaves = Callable[[Session, float], list[bytes]]
 BUSY = frozenset(
     {"sent", "mined", "anchored", "retry", "abandoned", "repaired", "attention", "reorged"}
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class BatchPolicy:
-    # M: close a batch at this many leaves... 1,024 keeps a receipt at ten sibling
-    # hashes, so a 住民票 with its anchor evidence still fits one QR code (version 25).
-    max_leaves: int = 1024
-    max_age: float = 10.0  # N: ...or when the oldest pending leaf is this old (seconds)
-    confirmations: int = 0  # K: blocks on top of the anchor's block (0 on a dev chain)
-    finalized: bool = False  # wait for the network's `finalized` block instead of K
-    replace_after: float = 120.0  # re-price a transaction not mined after this long
-    fee_bump: float = 1.25  # nodes need >= 10 % more to accept a replacement
-    rebroadcast_every: float = 5.0  # while pending, send the stored bytes again this often
-    # P: batches sent and not yet mined at once (consecutive nonces). Under a backlog the
-    # next *full* batch goes out without waiting for a block: P × 1,024 leaves a block.
-    max_unmined: int = 4
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class AnchorEvidence:
-    """What a wallet or verifier needs to check one credential's anchor."""
-
-    receipt: merkle.Receipt
-    root: bytes
-    block: int
-    timestamp: int
-    tx: str | None
-
-
-def enqueue(session: Session, leaf: bytes, *, now: float) -> None:
-    """Queue ``leaf`` inside the caller's transaction (commit is the caller's)."""
-    if len(leaf) != merkle.HASH_SIZE:
-        raise ValueError("a leaf is 32 bytes")
-    session.add(Leaf(leaf=leaf, queued_at=now))
 
 
 class Batcher:
@@ -354,7 +327,7 @@ class Batcher:
         members = self.members(s, batch)
         if not members or merkle.build(members).root != batch.root:
             return self.abandon(s, batch, now, "its leaves no longer rebuild its root")
-        nonce, floor = self._choose_nonce(s, batch, replace=replace)
+        nonce, floor = choose_nonce(s, self.chain, self.address, batch, replace=replace)
         max_fee, tip = self.chain.suggest_fees()
         if floor is not None:
             # A replacement: the node accepts it only at clearly higher fees.
@@ -383,45 +356,6 @@ class Batcher:
         self._crash("after_broadcast")
         log.info("batch %s: sent %s (nonce %s, %s leaves)", batch.id, tx.tx_hash, nonce, batch.size)
         return "sent"
-
-    def _choose_nonce(
-        self, s: Session, batch: Batch, *, replace: bool
-    ) -> tuple[int, tuple[int, int] | None]:
-        """The nonce for ``batch``'s transaction, and the fees it must beat (a
-        replacement). Our own record first: a replaced transaction keeps its nonce, and
-        the transaction of a batch given up on that may still wait in a pool is taken
-        over (same nonce, higher fees), so it can never be mined after its leaves went
-        elsewhere. Otherwise the node's count of our pending transactions."""
-        if replace and batch.nonce is not None:
-            return batch.nonce, (batch.max_fee_per_gas or 0, batch.max_priority_fee_per_gas or 0)
-        mined = self.chain.next_nonce(self.address, pending=False)
-        live = {
-            n
-            for n in s.scalars(
-                select(Batch.nonce).where(
-                    Batch.state.in_((SENT, MINED)), Batch.nonce.is_not(None), Batch.id != batch.id
-                )
-            )
-            if n is not None
-        }
-        stale = s.scalars(
-            select(Batch)
-            .where(
-                Batch.state.in_((ABANDONED, ATTENTION)),
-                Batch.nonce >= mined,
-                Batch.raw_tx.is_not(None),
-                Batch.id != batch.id,
-            )
-            .order_by(Batch.nonce)
-        ).all()
-        for old in stale:
-            if old.nonce is not None and old.nonce not in live:
-                fees = (old.max_fee_per_gas or 0, old.max_priority_fee_per_gas or 0)
-                return old.nonce, fees
-        # The node's count, but never below our own batches still in a pool (a node that
-        # lost its pool counts them out until they are broadcast again).
-        ours = max(live, default=-1) + 1
-        return max(mined, ours, self.chain.next_nonce(self.address)), None
 
     def _nudge(self, s: Session, batch: Batch, now: float) -> str:
         """The root is not anchored (or no longer, after a reorg): find out why, act."""
@@ -544,11 +478,10 @@ class Batcher:
         self.lease.release()
 
     # ------------------------------------------------------------------ reading
+
+    # ------------------------------------------------------------------ reading
     def pending_count(self) -> int:
-        with Session(self.engine) as s:
-            return (
-                s.scalar(select(func.count()).select_from(Leaf).where(Leaf.receipt.is_(None))) or 0
-            )
+        return queue.pending_count(self.engine)
 
     def leader(self) -> LeaseInfo | None:
         with Session(self.engine) as s:
@@ -556,60 +489,12 @@ class Batcher:
 
     def status(self) -> dict[str, Any]:
         """Counts and the oldest unanchored leaf, for operators ("pending since …")."""
-        with Session(self.engine) as s:
-            oldest = s.scalar(select(func.min(Leaf.queued_at)).where(Leaf.receipt.is_(None)))
-            inflight = s.scalars(
-                select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(1)
-            ).first()
-            return {
-                "pending": self.pending_count(),
-                "pending_since": oldest,
-                "in_flight": None
-                if inflight is None
-                else {
-                    "batch": inflight.id,
-                    "state": inflight.state,
-                    "size": inflight.size,
-                    "tx": inflight.tx_hash,
-                    "nonce": inflight.nonce,
-                    "epoch": inflight.epoch,
-                    "attempts": inflight.attempts,
-                    "last_error": inflight.last_error,
-                    "next_try_at": inflight.next_try_at,
-                },
-                "anchored_batches": s.scalar(
-                    select(func.count()).select_from(Batch).where(Batch.state == ANCHORED)
-                ),
-            }
+        return queue.status(self.engine)
 
     def describe(self) -> str:
-        st = self.status()
-        if not st["pending"]:
-            return "all anchored"
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st["pending_since"]))
-        err = (st["in_flight"] or {}).get("last_error")
-        return f"{st['pending']} pending since {since}" + (f"; last error: {err}" if err else "")
+        return queue.describe(self.engine)
 
     def evidence(self, leaf: bytes) -> AnchorEvidence | None:
         """The anchor evidence for a credential's leaf, or None while not anchored."""
         with Session(self.engine) as s:
             return find_evidence(s, leaf)
-
-
-def find_evidence(session: Session, leaf: bytes) -> AnchorEvidence | None:
-    """The anchor evidence for ``leaf`` once its batch is anchored, else None. Reads the
-    anchoring tables only: no chain needed (the issuer's pages and endpoints use it)."""
-    row = session.execute(
-        select(Leaf.receipt, Batch.root, Batch.block, Batch.block_time, Batch.tx_hash)
-        .join(Batch, Leaf.batch_id == Batch.id)
-        .where(Leaf.leaf == leaf, Batch.state == ANCHORED)
-    ).first()
-    if row is None or row.receipt is None or row.block is None or row.block_time is None:
-        return None
-    return AnchorEvidence(
-        receipt=merkle.Receipt.from_bytes(row.receipt),
-        root=row.root,
-        block=row.block,
-        timestamp=row.block_time,
-        tx=row.tx_hash,
-    )

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from anchor import merkle
-from anchor.batcher import enqueue
+from anchor.queue import enqueue
 from anchor.store import ANCHORED, MINED, Batch, Leaf
 from credentials import doctypes, sdjwt
 from credentials import status_list as sl

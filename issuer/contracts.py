@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from anchor import evidence as anchor_evidence
 from anchor import merkle
-from anchor.batcher import find_evidence
+from anchor.queue import find_evidence
 from credentials import qr
 from credentials.errors import ShomeiError, ValidationError
 

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.anchoring import evidence_json
-from anchor.batcher import AnchorEvidence, enqueue, find_evidence
 from anchor.config import ChainConfig
+from anchor.queue import AnchorEvidence, enqueue, find_evidence
 from credentials import _jws, doctypes, sdjwt
 from credentials._b64 import b64d, b64e
 from credentials.errors import ShomeiError

@@ -30,7 +30,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from anchor import evidence as anchor_evidence
-from anchor.batcher import find_evidence
+from anchor.queue import find_evidence
 from anchor.store import ANCHORED
 from credentials import doctypes, qr, sdjwt
 from credentials.doctypes import format_date
