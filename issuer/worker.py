@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shomei.anchoring")
 
 DEFAULT_INTERVAL = 10.0  # seconds: a batch closes at most this long after its first leaf
-FOLLOWER_POLL = 1.0  # seconds between a follower's looks at the lease
+FOLLOWER_POLL = 0.5  # seconds between a follower's looks at the lease (one cheap UPDATE)
 
 
 class AnchorWorker:
