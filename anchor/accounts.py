@@ -50,7 +50,7 @@ class ChainAccount:
     @classmethod
     def dev(cls, index: int = 0) -> ChainAccount:
         """Account ``index`` of the well-known development mnemonic: funded on anvil and
-        on :class:`~anchor.chain.EvmNode`. Never use it on a public network."""
+        on :class:`~anchor.backends.EvmNode`. Never use it on a public network."""
         if not 0 <= index < 2**31:
             raise ValueError("index out of range")
         seed = seed_from_mnemonic(DEV_MNEMONIC, "")

@@ -48,6 +48,7 @@ from .lease import Lease, LeaseInfo, NotLeader, current
 from .nonces import choose_nonce
 from .policy import BatchPolicy
 from .queue import AnchorEvidence, enqueue, find_evidence
+from .repair import check_recent, repair_from_chain
 from .store import (
     ABANDONED,
     ANCHORED,
@@ -123,8 +124,6 @@ class Batcher:
             if self._checked_epoch != self.lease.epoch:
                 # A new leader first checks what the last one left (a race of an earlier
                 # release, a batch anchored then lost by a node): cheap, and only once.
-                from .repair import check_recent
-
                 if check_recent(self, now):
                     self._checked_epoch = self.lease.epoch
             return self._step(now)
@@ -417,8 +416,6 @@ class Batcher:
         ).all()
         tree = merkle.build([r.leaf for r in leaves]) if leaves else None
         if tree is None or tree.root != batch.root:
-            from .repair import repair_from_chain
-
             return repair_from_chain(self, s, batch, rec, now)
         self._crash("before_finalize")
         self.lease.fence(s, now)

@@ -10,9 +10,9 @@ and fees *before* sending it, broadcast it, look for its receipt). Backends:
   production), with several RPC URLs and fallback.
 
 Both are built on a *node* (``EvmNode``, ``RpcNode``: a connection to one network) plus a
-registry address and, for writers, a :class:`~anchor.accounts.ChainAccount`. They live in
-private modules and are imported from here lazily, so reading this interface (verifier,
-batcher) does not load web3.
+registry address and, for writers, a :class:`~anchor.accounts.ChainAccount`. Their face
+is :mod:`anchor.backends`; they depend on this interface, never the reverse, so reading
+it (verifier, batcher) does not load web3.
 
 Library exceptions (web3, eth-tester, requests) are converted into
 :class:`credentials.errors.AnchorError` subclasses here, where they enter.
@@ -21,26 +21,18 @@ Library exceptions (web3, eth-tester, requests) are converted into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from credentials._b64 import b64e
 from credentials.errors import AnchorError
-
-if TYPE_CHECKING:
-    from ._evm import EvmChain, EvmNode
-    from ._rpc import RpcChain, RpcNode
 
 __all__ = [
     "AnchorRecord",
     "Chain",
     "ChainRejected",
     "ChainUnavailable",
-    "EvmChain",
-    "EvmNode",
     "IssuerRecord",
     "KeyRecord",
-    "RpcChain",
-    "RpcNode",
     "SignedTx",
     "TxReceipt",
 ]
@@ -173,15 +165,3 @@ class Chain(Protocol):
 
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt once mined, else None."""
-
-
-_BACKENDS = {"EvmChain": "_evm", "EvmNode": "_evm", "RpcChain": "_rpc", "RpcNode": "_rpc"}
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: the backends import web3 (slow), and import this module for the records.
-    if name in _BACKENDS:
-        from importlib import import_module
-
-        return getattr(import_module(f"{__package__}.{_BACKENDS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,20 +12,35 @@ itself (on finalizing a batch, and over the recent batches when it takes over);
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from credentials.errors import AnchorError
 
 from . import merkle
-from .chain import AnchorRecord
-from .lease import NotLeader
+from .chain import AnchorRecord, Chain
+from .lease import Lease, NotLeader
 from .store import ABANDONED, ANCHORED, ATTENTION, CLOSED, IN_FLIGHT, Batch, Leaf
 
-if TYPE_CHECKING:
-    from .batcher import Batcher
+
+class Leader(Protocol):
+    """What a repair needs of the leader (:class:`anchor.batcher.Batcher`, which imports
+    this module: the protocol keeps the import one way)."""
+
+    engine: Engine
+    chain: Chain
+    address: str
+    lease: Lease
+
+    def is_final(self, block: int) -> bool: ...
+
+    def abandon(self, s: Session, batch: Batch, now: float, why: str) -> str: ...
+
+    def mark_anchored(self, batch: Batch, rec: AnchorRecord, now: float) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +93,7 @@ def find_leaf_set(s: Session, batch: Batch) -> list[bytes] | None:
 
 
 def repair_from_chain(
-    batcher: Batcher, s: Session, batch: Batch, rec: AnchorRecord, now: float
+    batcher: Leader, s: Session, batch: Batch, rec: AnchorRecord, now: float
 ) -> str:
     """``batch``'s root is on chain (``rec``, final) but its members do not rebuild it:
     give the leaf set that does its receipts. Returns ``repaired``, or ``attention``
@@ -143,7 +158,7 @@ def _sound(s: Session, batch: Batch) -> bool:
     return batch.state != ANCHORED or all(m.receipt is not None for m in members)
 
 
-def _check_anchored(batcher: Batcher, s: Session, batch: Batch, now: float) -> str | None:
+def _check_anchored(batcher: Leader, s: Session, batch: Batch, now: float) -> str | None:
     """Check one anchored batch against its members and the chain; fix what is wrong.
     Returns what changed, or None."""
     sound = _sound(s, batch)
@@ -168,7 +183,7 @@ def _check_anchored(batcher: Batcher, s: Session, batch: Batch, now: float) -> s
     return f"batch {batch.id}: needs attention (no leaf set rebuilds its root)"
 
 
-def _check_in_flight(batcher: Batcher, s: Session, batch: Batch, now: float) -> str | None:
+def _check_in_flight(batcher: Leader, s: Session, batch: Batch, now: float) -> str | None:
     rec = batcher.chain.read_anchor(batcher.address, batch.root)
     if rec is not None:
         if _sound(s, batch) or not batcher.is_final(rec.block):
@@ -187,7 +202,7 @@ def _check_in_flight(batcher: Batcher, s: Session, batch: Batch, now: float) -> 
     return f"batch {batch.id}: damaged, waiting until its transaction can no longer be mined"
 
 
-def repair(batcher: Batcher, now: float, *, recent: int | None = None) -> list[str]:
+def repair(batcher: Leader, now: float, *, recent: int | None = None) -> list[str]:
     """Check anchored batches (all, or the ``recent`` newest) and the batches in
     flight against their leaves and the chain, and repair them. Returns what changed.
     The caller must hold the lease; raises NotLeader when it is lost, ChainUnavailable
@@ -214,7 +229,7 @@ def repair(batcher: Batcher, now: float, *, recent: int | None = None) -> list[s
     return changes
 
 
-def check_recent(batcher: Batcher, now: float) -> bool:
+def check_recent(batcher: Leader, now: float) -> bool:
     """What a new leader checks first: the recent anchored batches and those in flight.
     Returns False when the chain could not be read (check again at the next step).
     Raises NotLeader."""

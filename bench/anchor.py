@@ -53,8 +53,8 @@ from sqlalchemy.orm import Session  # noqa: E402
 from anchor import evidence, merkle  # noqa: E402
 from anchor._web3chain import Node, Web3Chain  # noqa: E402
 from anchor.accounts import ChainAccount  # noqa: E402
+from anchor.backends import EvmChain, EvmNode, RpcChain, RpcNode  # noqa: E402
 from anchor.batcher import Batcher, BatchPolicy, enqueue  # noqa: E402
-from anchor.chain import EvmChain, EvmNode, RpcChain, RpcNode  # noqa: E402
 from anchor.registry import deploy_registry, register_issuer  # noqa: E402
 from anchor.store import ANCHORED, Batch, Leaf, create_schema, make_engine  # noqa: E402
 from credentials import doctypes, qr, sdjwt  # noqa: E402

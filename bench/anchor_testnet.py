@@ -50,8 +50,8 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from anchor import merkle  # noqa: E402
 from anchor.accounts import ChainAccount  # noqa: E402
+from anchor.backends import RpcChain, RpcNode  # noqa: E402
 from anchor.batcher import BUSY, Batcher, BatchPolicy, enqueue  # noqa: E402
-from anchor.chain import RpcChain, RpcNode  # noqa: E402
 from anchor.registry import deploy_registry, register_issuer  # noqa: E402
 from anchor.store import Leaf, create_schema, make_engine  # noqa: E402
 

@@ -43,7 +43,7 @@ from credentials.keys import SigningKey
 from . import keys
 
 if TYPE_CHECKING:
-    from anchor._web3chain import Web3Chain
+    from anchor.backends import Web3Chain
     from anchor.chain import IssuerRecord, KeyRecord
 
 GRACE_ENV = "SHOMEI_KEY_RETIRE_GRACE_SECONDS"

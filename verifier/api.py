@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
 
 from . import openapi, service
-from .app import upload_part
+from .http import upload_part
 from .service import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -20,6 +20,7 @@ from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 from . import documents, i18n
+from .http import HTTP_CODES, lang
 from .ratelimit import RateLimiter
 from .service import InputError
 
@@ -35,22 +36,6 @@ CSP = (
 )
 _log = logging.getLogger("shomei.verifier")
 
-_HTTP_CODES = {
-    400: ("bad_request", "リクエストが不正です", "bad request"),
-    404: ("not_found", "ページが見つかりません", "not found"),
-    405: ("method_not_allowed", "この方法では利用できません", "method not allowed"),
-    413: ("too_large", "データが大きすぎます", "request too large"),
-    415: (
-        "unsupported_media_type",
-        "対応していないデータ形式です",
-        "unsupported content type",
-    ),
-    429: (
-        "rate_limited",
-        "リクエストが多すぎます。しばらく待ってからやり直してください",
-        "too many requests; try again shortly",
-    ),
-}
 _INTERNAL = InputError(
     "internal",
     "確認中に問題が発生しました。もう一度お試しください",
@@ -131,11 +116,6 @@ def _configure_from_chain(config: dict[str, Any]) -> None:
         config["EXPLORER_TX_URL"] = chain.explorer_tx_url
 
 
-def lang() -> str:
-    """Return the page language of this request (``?lang=en``, else Japanese)."""
-    return i18n.choose(request.args.get("lang"))
-
-
 def _template_helpers() -> dict[str, Any]:
     current = lang()
     return {"lang": current, "t": lambda key: i18n.text(key, current)}
@@ -151,7 +131,7 @@ def _rate_limit() -> Response | None:
         return None
     if limiter.allow(_client(), now=time.monotonic()):
         return None
-    response = _error_response(InputError("rate_limited", *_HTTP_CODES[429][1:], status=429))
+    response = _error_response(InputError("rate_limited", *HTTP_CODES[429][1:], status=429))
     response.headers["Retry-After"] = str(limiter.retry_after())
     return response
 
@@ -165,19 +145,6 @@ def _document_upload_limit() -> None:
         request.max_content_length = (
             int(config["MAX_CONTENT_LENGTH"]) + int(config["DOCUMENT_MAX_BYTES"]) + _FORM_OVERHEAD
         )
-
-
-def upload_part(name: str) -> bytes | None:
-    """Return the bytes of the multipart part ``name`` (None when absent or without a
-    file name in a browser form). Raises :class:`InputError` (413) for a credential file
-    over MAX_CONTENT_LENGTH; the ``document`` part is checked by its reader."""
-    upload = request.files.get(name)
-    if upload is None:
-        return None
-    data: bytes = upload.read()
-    if name != "document" and len(data) > int(current_app.config["MAX_CONTENT_LENGTH"]):
-        raise InputError("too_large", *_HTTP_CODES[413][1:], status=413)
-    return data
 
 
 def _limiter() -> RateLimiter | None:
@@ -218,7 +185,7 @@ def _input_error(err: InputError) -> Response:
 
 def _http_error(err: HTTPException) -> Response:
     status = err.code or 500
-    code, ja, en = _HTTP_CODES.get(status, ("http_error", "リクエストを処理できません", "error"))
+    code, ja, en = HTTP_CODES.get(status, ("http_error", "リクエストを処理できません", "error"))
     response = _error_response(InputError(code, ja, en, status=status))
     if status == 405 and err.get_headers():
         allow = dict(err.get_headers()).get("Allow")

@@ -13,7 +13,7 @@ from flask.wrappers import Response
 from credentials import doctypes, qr
 
 from . import display, requests, service
-from .app import lang, upload_part
+from .http import lang, upload_part
 from .service import InputError
 
 bp = Blueprint("web", __name__)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from anchor.accounts import ChainAccount  # noqa: E402
+from anchor.backends import RpcChain  # noqa: E402
 from anchor.batcher import Batcher, BatchPolicy  # noqa: E402
-from anchor.chain import RpcChain  # noqa: E402
 from anchor.lease import Lease  # noqa: E402
 from anchor.store import create_schema, make_engine  # noqa: E402
 from issuer.worker import AnchorWorker  # noqa: E402

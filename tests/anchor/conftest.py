@@ -8,71 +8,17 @@ process these fixtures started. Without it the anvil tests skip locally and fail
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
-from anchor_testing import ANVIL, free_port, postgres_schema, require_anvil
+from anchor_testing import ANVIL_CHAIN_ID, Anvil, free_port, postgres_schema
 
 from anchor._web3chain import Node, Web3Chain
 from anchor.accounts import ChainAccount
-from anchor.chain import EvmChain, EvmNode, RpcChain, RpcNode
+from anchor.backends import EvmChain, EvmNode, RpcChain, RpcNode
 from anchor.registry import deploy_registry
-
-ANVIL_CHAIN_ID = 31337
-
-
-class Anvil:
-    """A local anvil process on 127.0.0.1, started and stopped by us."""
-
-    chain_id = ANVIL_CHAIN_ID
-
-    def __init__(self, log_path: Path, *extra_args: str) -> None:
-        require_anvil()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *extra_args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # Own process group: the npm wrapper (node) runs the real binary as a child,
-            # and a hard stop must reach both without touching anything else.
-            start_new_session=True,
-        )
-        self._wait_ready(log_path)
-
-    def _wait_ready(self, log_path: Path, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"anvil exited ({self.proc.returncode}): {log_path.read_text()}")
-            with contextlib.suppress(requests.RequestException):
-                with requests.post(self.url, json=body, timeout=1) as r:
-                    if r.ok:
-                        return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"anvil did not answer on {self.url} within {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # the wrapper forwards SIGTERM to anvil
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group started above
-                self.proc.wait(timeout=5)
-        self._log.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from anchor import merkle
+from anchor.backends import RpcChain, RpcNode
 from anchor.batcher import Batcher, BatchPolicy, enqueue
-from anchor.chain import RpcChain, RpcNode
 from anchor.registry import deploy_registry, register_issuer
 from anchor.store import ANCHORED, Batch, Leaf, create_schema, make_engine
 
@@ -208,7 +208,7 @@ WORKER = textwrap.dedent(
     import os, sys
     from anchor.accounts import ChainAccount
     from anchor.batcher import Batcher
-    from anchor.chain import RpcChain
+    from anchor.backends import RpcChain
     from anchor.store import make_engine
 
     url, registry, db, point = sys.argv[1:5]

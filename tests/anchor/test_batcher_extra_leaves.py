@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.accounts import ChainAccount
+from anchor.backends import EvmChain
 from anchor.batcher import Batcher, BatchPolicy, enqueue
-from anchor.chain import EvmChain
 from anchor.registry import register_issuer
 from anchor.store import ANCHORED, Batch, Leaf, create_schema, make_engine
 

@@ -21,13 +21,12 @@ from web3 import Web3
 from anchor import merkle
 from anchor._web3chain import Web3Chain, event_topic, registry_artifact
 from anchor.accounts import ChainAccount
+from anchor.backends import RpcChain, RpcNode
 from anchor.chain import (
     AnchorRecord,
     ChainRejected,
     ChainUnavailable,
     KeyRecord,
-    RpcChain,
-    RpcNode,
     SignedTx,
 )
 from anchor.registry import (
@@ -555,7 +554,7 @@ def test_an_unusable_answer_is_an_outage_not_a_crash() -> None:
     ChainUnavailable, so the anchoring worker backs off and tries again."""
     from web3.exceptions import BadResponseFormat
 
-    from anchor.chain import EvmNode
+    from anchor.backends import EvmNode
 
     error = EvmNode().translate(BadResponseFormat("result: 'zz'"))
     assert isinstance(error, ChainUnavailable)

@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.accounts import ChainAccount
+from anchor.backends import RpcChain, RpcNode
 from anchor.batcher import enqueue
-from anchor.chain import RpcChain, RpcNode
 from anchor.lease import current
 from anchor.registry import deploy_registry, register_issuer
 from anchor.store import ANCHORED, Batch, Leaf, create_schema, make_engine

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from anchor import merkle
 from anchor.accounts import ChainAccount
-from anchor.chain import RpcChain
+from anchor.backends import RpcChain
 from anchor.config import ChainConfig, ConfigError
 from credentials import doctypes
 from shomei_cli import main

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor._web3chain import address_topic, event_topic
+from anchor.backends import RpcChain, RpcNode
 from anchor.batcher import Batcher, BatchPolicy, enqueue
-from anchor.chain import RpcChain, RpcNode
 from anchor.registry import deploy_registry, register_issuer
 from anchor.store import ANCHORED, SENT, Batch, Leaf, create_schema, make_engine
 

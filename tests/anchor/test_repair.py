@@ -160,7 +160,7 @@ def test_anchor_status_and_repair_commands_on_a_damaged_database(
 ) -> None:
     """The operator's view: status names the damage, repair says what it changed, and
     afterwards an ordinary ``shomei anchor --wait`` anchors the rest."""
-    from anchor.chain import RpcChain
+    from anchor.backends import RpcChain
     from anchor.registry import deploy_registry
 
     data = tmp_path / "data"
@@ -209,7 +209,7 @@ def test_anchor_status_and_repair_commands_on_a_damaged_database(
 
 
 def _node(anvil):
-    from anchor.chain import RpcNode
+    from anchor.backends import RpcNode
 
     return RpcNode([anvil.url], anvil.chain_id)
 

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Anvil
+from anchor_testing import Anvil
 from hexbytes import HexBytes
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -38,8 +38,9 @@ from sqlalchemy.orm import Session
 from anchor import merkle
 from anchor._web3chain import address_topic, event_topic
 from anchor.accounts import ChainAccount
+from anchor.backends import RpcChain, RpcNode
 from anchor.batcher import Batcher, BatchPolicy, enqueue, find_evidence
-from anchor.chain import AnchorRecord, RpcChain, RpcNode
+from anchor.chain import AnchorRecord
 from anchor.registry import deploy_registry, register_issuer
 from anchor.store import ANCHORED, SENT, Batch, Leaf, create_schema, make_engine
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.accounts import ChainAccount
+from anchor.backends import EvmChain
 from anchor.batcher import Batcher, enqueue
-from anchor.chain import EvmChain
 from anchor.registry import register_issuer
 from anchor.store import make_engine
 from issuer import audit, db

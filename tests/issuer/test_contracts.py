@@ -331,8 +331,8 @@ def test_once_anchored_the_pdf_with_its_proof_carries_the_anchor(
     city_app: Flask, clerk: FlaskClient, supervisor: FlaskClient
 ):
     from anchor.accounts import ChainAccount
+    from anchor.backends import EvmChain
     from anchor.batcher import Batcher, BatchPolicy
-    from anchor.chain import EvmChain
     from anchor.registry import add_key, register_issuer
     from verifier import documents
     from verifier.registry_trust import RegistryTrust

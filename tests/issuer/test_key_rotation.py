@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from anchor import evidence, merkle
 from anchor.accounts import ChainAccount
-from anchor.chain import EvmChain, EvmNode, KeyRecord, RpcChain
+from anchor.backends import EvmChain, EvmNode, RpcChain
+from anchor.chain import KeyRecord
 from anchor.registry import add_key, deploy_registry, register_issuer
 from credentials import doctypes
 from credentials._b64 import b64d, b64e

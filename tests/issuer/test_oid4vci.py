@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.accounts import ChainAccount
+from anchor.backends import EvmChain
 from anchor.batcher import Batcher
-from anchor.chain import EvmChain
 from anchor.registry import register_issuer
 from anchor.store import Leaf
 from credentials import _jws, doctypes, qr, sdjwt

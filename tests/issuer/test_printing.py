@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anchor.accounts import ChainAccount
+from anchor.backends import EvmChain
 from anchor.batcher import Batcher, BatchPolicy
-from anchor.chain import EvmChain
 from anchor.registry import add_key, register_issuer
 from credentials import doctypes
 from credentials.trust import TrustList

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from anchor.accounts import ChainAccount
-from anchor.chain import EvmChain, EvmNode
+from anchor.backends import EvmChain, EvmNode
 from anchor.config import ConfigError
 from anchor.registry import add_key, deploy_registry, register_issuer
 from credentials import doctypes

@@ -8,7 +8,7 @@ import pytest
 
 from anchor import evidence, merkle
 from anchor.accounts import ChainAccount
-from anchor.chain import EvmChain
+from anchor.backends import EvmChain
 from anchor.registry import add_key, deactivate_issuer, key_fields, register_issuer, revoke_key
 from credentials import doctypes, sdjwt
 from credentials.keys import SigningKey

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from anchor.accounts import ChainAccount
-from anchor.chain import EvmChain
+from anchor.backends import EvmChain
 from anchor.registry import add_key, register_issuer
 from anchor.snapshot import export_snapshot
 from credentials import doctypes, sdjwt
