@@ -33,7 +33,7 @@ from anchor.registry import add_key, register_issuer
 from anchor.snapshot import export_snapshot
 from anchor.store import make_engine
 from credentials import doctypes, qr, sdjwt
-from credentials._b64 import b64e
+from credentials.encoding import b64e
 from credentials.keys import SigningKey
 from credentials.trust import TrustList
 from issuer import db as issuer_db

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from credentials._b64 import b64e
+from credentials.encoding import b64e
 from credentials.errors import AnchorError
 
 __all__ = [

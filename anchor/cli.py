@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
+from credentials.encoding import JST
 from credentials.errors import ShomeiError
 
 from .anchoring import (
@@ -39,7 +40,6 @@ from .chain import ChainUnavailable
 from .config import DATA_DIR_ENV, DEV_CHAIN_ID, RPC_URLS_ENV, ChainConfig
 from .localnode import DEFAULT_PORT, chain_down, chain_status, chain_up
 from .operations import (
-    JST,
     account_address,
     account_new,
     balance_line,

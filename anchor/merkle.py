@@ -15,17 +15,15 @@ Pure: imports only the standard library and ``credentials.errors``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gc
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from credentials.encoding import b64d, b64e, loads_strict
 from credentials.errors import AnchorError, InvalidCredential
 
 HASH_SIZE = 32
@@ -373,33 +371,25 @@ def _malformed(detail: str) -> InvalidCredential:
 
 
 def _parse_json_text(text: str | bytes) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        if len({key for key, _ in pairs}) != len(pairs):
-            raise _malformed("duplicate key")
-        return dict(pairs)
-
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
+        return loads_strict(text.encode("utf-8") if isinstance(text, str) else text)
+    except (ValueError, RecursionError) as e:  # not JSON, duplicate keys, NaN
         raise _malformed("not JSON") from e
 
 
 def _b64e(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64e(digest)
 
 
 def _b64d_digest(text: object) -> bytes:
-    # 43 characters carry 258 bits; requiring the re-encoding to match rejects the
-    # variants that differ only in the 2 unused bits.
+    # Strict base64url (credentials.encoding): canonical trailing bits, so two encodings
+    # of one digest cannot both pass.
     if not isinstance(text, str) or not _B64_DIGEST.fullmatch(text):
         raise _malformed("a sibling is not 43 characters of base64url")
     try:
-        digest = base64.urlsafe_b64decode(text + "=")
-    except binascii.Error as e:  # pragma: no cover - the pattern rules this out
-        raise _malformed("a sibling is not base64url") from e
-    if _b64e(digest) != text:
-        raise _malformed("a sibling is non-canonical base64url")
-    return digest
+        return b64d(text)
+    except ValueError as e:
+        raise _malformed("a sibling is non-canonical base64url") from e
 
 
 def _varint(value: int) -> bytes:

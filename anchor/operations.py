@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credentials._b64 import b64d
+from credentials.encoding import JST, b64d
 
 from .chain import ChainUnavailable, IssuerRecord
 from .config import (
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from .accounts import ChainAccount
     from .chain import TxReceipt
 
-JST = timezone(timedelta(hours=9), "JST")
 
 #: Asks for the keystore passphrase: called only once a keystore is about to be used.
 Passphrase = Callable[[], str]

@@ -14,12 +14,12 @@ by the contract, not here: the helpers only shape the arguments.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 
+from credentials.encoding import b64d
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 
 from ._web3chain import Node, Web3Chain, registry_artifact
@@ -74,7 +74,7 @@ def key_fields(jwk: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
     Raises :class:`credentials.errors.InvalidCredential` for anything but a valid EC
     P-256 public key."""
     public_key_from_jwk(jwk)  # strict: on the curve, no private part, 32-byte coordinates
-    return _b64d(jwk_thumbprint(jwk)), _b64d(jwk["x"]), _b64d(jwk["y"])
+    return b64d(jwk_thumbprint(jwk)), b64d(jwk["x"]), b64d(jwk["y"])
 
 
 def add_key(
@@ -110,10 +110,6 @@ def revoke_key(
     if issuer is None:
         return _send(chain, "revokeKey", thumbprint, when)
     return _send(chain, "revokeKeyFor", to_checksum_address(issuer), thumbprint, when)
-
-
-def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _send(chain: Web3Chain, function: str, *args: Any) -> TxReceipt:

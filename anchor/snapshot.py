@@ -13,7 +13,7 @@ from typing import Any
 from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 
-from credentials._jws import canonical_json
+from credentials.encoding import canonical_json
 from credentials.errors import AnchorError
 
 from ._web3chain import Web3Chain, event_topic

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from anchor import merkle
 from anchor.store import Batch, Leaf
-from credentials._jws import canonical_json
+from credentials.encoding import canonical_json
 
 from .models_audit import HEAD_ROW, AuditAnchor, AuditEntry, AuditHead
 

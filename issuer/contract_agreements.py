@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from credentials import _jws
-from credentials._b64 import b64e
+from credentials import jws as _jws
+from credentials.encoding import JST, b64e
 from credentials.errors import ShomeiError
 from credentials.keys import SigningKey, jwk_thumbprint, public_key_from_jwk
 
@@ -30,7 +30,6 @@ TYP = "shomei-contract-agreement+jwt"
 MAX_AGE = 600  # an agreement signed longer ago than this is stale...
 SKEW = 60  # ...and one this far in the future is refused
 MAX_LENGTH = 4096
-JST = timezone(timedelta(hours=9))
 _NONCE_LABEL = b"shomei contract agreement nonce v1\x00"
 _WHAT, _WHAT_EN = "合意の署名", "agreement"
 

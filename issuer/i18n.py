@@ -7,20 +7,20 @@ Templates get ``t(ja, en)`` (the text in the current language), ``lang`` and
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from flask import has_request_context, request, session
 
 from credentials.doctypes import format_date
+from credentials.encoding import JST
 
 if TYPE_CHECKING:
     from flask import Flask
 
 LANGUAGES = ("ja", "en")
 DEFAULT = "ja"
-JST = timezone(timedelta(hours=9), "JST")
 
 
 def current_lang() -> str:

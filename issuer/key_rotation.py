@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credentials._b64 import b64d
+from credentials.encoding import b64d
 from credentials.errors import ShomeiError
 from credentials.keys import SigningKey
 

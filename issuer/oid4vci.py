@@ -39,8 +39,9 @@ from anchor import merkle
 from anchor.anchoring import evidence_json
 from anchor.config import ChainConfig
 from anchor.queue import AnchorEvidence, enqueue, find_evidence
-from credentials import _jws, doctypes, sdjwt
-from credentials._b64 import b64d, b64e
+from credentials import doctypes, sdjwt
+from credentials import jws as _jws
+from credentials.encoding import b64d, b64e
 from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 

@@ -38,7 +38,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from anchor.config import ChainConfig, ConfigError
 from credentials import qr
-from credentials._b64 import b64d, b64e
+from credentials.encoding import b64d, b64e
 
 from . import certificates, csrf, issue_views, oid4vci
 from .auth import login_required

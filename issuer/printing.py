@@ -34,10 +34,10 @@ from anchor.queue import find_evidence
 from anchor.store import ANCHORED
 from credentials import doctypes, qr, sdjwt
 from credentials.doctypes import format_date
+from credentials.encoding import JST
 from credentials.errors import ShomeiError
 
 from . import audit, certificates
-from .i18n import JST
 from .keys import City
 from .models import User
 from .models_certificates import REVOKED

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from credentials import _jws
-from credentials._b64 import b64d
+from credentials import jws as _jws
+from credentials.encoding import b64d
 from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_jwk, public_key_from_jwk
 

@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from credentials import doctypes
+from credentials.encoding import JST
 
 from . import i18n
-from .policy import JST
 
 _ICONS = {"pass": "✔", "fail": "✘", "warn": "!", "skip": "–"}
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -20,6 +20,7 @@ from anchor import evidence as anchor_evidence
 from anchor import merkle
 from anchor.chain import AnchorRecord, ChainUnavailable
 from credentials import doctypes, sdjwt
+from credentials.encoding import JST
 from credentials.errors import ShomeiError
 from credentials.trust import IssuerInfo, TrustSource
 
@@ -27,7 +28,6 @@ from . import agreements as agreements_mod
 from .agreements import AgreementCheck
 
 #: Japan has one time zone and no daylight saving time; certificates show its dates.
-JST = timezone(timedelta(hours=9), "JST")
 JST_OFFSET = 9 * 3600
 Status = Literal["pass", "fail", "warn", "skip"]
 CHECK_IDS = (

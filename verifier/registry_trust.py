@@ -17,7 +17,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from anchor.chain import AnchorRecord, IssuerRecord
-from credentials._b64 import b64e
+from credentials.encoding import b64e
 from credentials.errors import VerificationError
 from credentials.trust import IssuerInfo, KeyRing
 

@@ -18,13 +18,14 @@ from typing import Any
 from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
+from credentials.encoding import JST
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
 from . import documents, inputs
 from .agreements import is_agreement_jws, tokens_in
 from .documents import CheckedPdf
 from .inputs import LinkFetcher, Presentation
-from .policy import JST, VerificationResult, Verifier
+from .policy import VerificationResult, Verifier
 
 _PDF_MAGIC = b"%PDF-"
 #: The first page of a PDF is rendered at this scale (about 216 dpi) to find its QR.

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from credentials._jws import canonical_json
+from credentials.encoding import canonical_json
 from credentials.errors import InvalidCredential, ShomeiError, VerificationError
 from credentials.trust import IssuerInfo, KeyRing
 
