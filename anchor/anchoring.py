@@ -156,6 +156,7 @@ def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     from .lease import current
+    from .queue import batch_summary
     from .repair import attention
     from .store import ABANDONED, ANCHORED, IN_FLIGHT, Batch, Leaf
 
@@ -177,18 +178,7 @@ def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
                 select(func.count()).select_from(Leaf).where(Leaf.receipt.is_(None))
             ),
             "oldest_pending_age": None if oldest is None else max(0.0, now - oldest),
-            "in_flight": None
-            if flight is None
-            else {
-                "batch": flight.id,
-                "state": flight.state,
-                "size": flight.size,
-                "tx": flight.tx_hash,
-                "nonce": flight.nonce,
-                "epoch": flight.epoch,
-                "attempts": flight.attempts,
-                "last_error": flight.last_error,
-            },
+            "in_flight": None if flight is None else batch_summary(flight),
             "anchored_batches": counts.get(ANCHORED, 0),
             "abandoned_batches": counts.get(ABANDONED, 0),
             "attention": attention(s),
@@ -313,26 +303,14 @@ def lookup(directory: Path, leaf: bytes) -> tuple[AnchorEvidence | None, float |
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from .queue import AnchorEvidence
-    from .store import ANCHORED, Batch, Leaf
+    from .queue import find_evidence
+    from .store import Leaf
 
     with database(directory) as engine, Session(engine) as s:
-        row = s.execute(
-            select(Leaf, Batch).outerjoin(Batch, Leaf.batch_id == Batch.id).where(Leaf.leaf == leaf)
-        ).first()
-        if row is None:
-            return None, None
-        entry, batch = row
-        if batch is None or batch.state != ANCHORED or entry.receipt is None:
-            return None, entry.queued_at
-        assert batch.block is not None and batch.block_time is not None
-        return AnchorEvidence(
-            receipt=merkle.Receipt.from_bytes(entry.receipt),
-            root=batch.root,
-            block=batch.block,
-            timestamp=batch.block_time,
-            tx=batch.tx_hash,
-        ), None
+        found = find_evidence(s, leaf)
+        if found is not None:
+            return found, None
+        return None, s.scalar(select(Leaf.queued_at).where(Leaf.leaf == leaf))
 
 
 def evidence_json(cfg: ChainConfig | None, ev: AnchorEvidence) -> dict[str, Any]:

@@ -51,23 +51,26 @@ def status(engine: Engine) -> dict[str, Any]:
         return {
             "pending": pending_count(engine),
             "pending_since": oldest,
-            "in_flight": None
-            if inflight is None
-            else {
-                "batch": inflight.id,
-                "state": inflight.state,
-                "size": inflight.size,
-                "tx": inflight.tx_hash,
-                "nonce": inflight.nonce,
-                "epoch": inflight.epoch,
-                "attempts": inflight.attempts,
-                "last_error": inflight.last_error,
-                "next_try_at": inflight.next_try_at,
-            },
+            "in_flight": None if inflight is None else batch_summary(inflight),
             "anchored_batches": s.scalar(
                 select(func.count()).select_from(Batch).where(Batch.state == ANCHORED)
             ),
         }
+
+
+def batch_summary(batch: Batch) -> dict[str, Any]:
+    """A batch as the operator's views show it."""
+    return {
+        "batch": batch.id,
+        "state": batch.state,
+        "size": batch.size,
+        "tx": batch.tx_hash,
+        "nonce": batch.nonce,
+        "epoch": batch.epoch,
+        "attempts": batch.attempts,
+        "last_error": batch.last_error,
+        "next_try_at": batch.next_try_at,
+    }
 
 
 def describe(engine: Engine) -> str:
