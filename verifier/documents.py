@@ -9,9 +9,11 @@ compared with the credential's ``document_sha256`` is the SHA-256 of the exact b
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -277,3 +279,34 @@ def _not_a_pdf() -> DocumentError:
         "PDFファイルではないか、壊れていて読み込めません",
         "not a PDF file, or damaged and unreadable",
     )
+
+
+def original_length(
+    claims: dict[str, Any], document: bytes | None, revisions: Sequence[int]
+) -> int | None:
+    """The length of the part of ``document`` whose SHA-256 is ``document_sha256``: the
+    whole file, or one of its attachment-only earlier revisions; None for no match."""
+    expected = claims.get("document_sha256")
+    if document is None or not isinstance(expected, str):
+        return None
+    for length in (len(document), *revisions):
+        if 0 < length <= len(document):
+            digest = hashlib.sha256(memoryview(document)[:length]).hexdigest()
+            if hmac.compare_digest(digest, expected.lower()):
+                return length
+    return None
+
+
+def document_json(
+    claims: dict[str, Any], document: bytes | None, original: int | None
+) -> dict[str, Any] | None:
+    """The result's ``document`` entry: the dropped file's digest and whether it is the
+    original (None when the credential discloses no digest); None without a file."""
+    if document is None:
+        return None
+    disclosed = isinstance(claims.get("document_sha256"), str)
+    return {
+        "sha256": hashlib.sha256(document).hexdigest(),
+        "matches": (original is not None) if disclosed else None,
+        "original_bytes": original,
+    }

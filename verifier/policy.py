@@ -8,13 +8,11 @@ is ``valid`` only when no check fails.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from anchor import evidence as anchor_evidence
 from anchor import merkle
@@ -22,25 +20,24 @@ from anchor.chain import AnchorRecord, ChainUnavailable
 from credentials import doctypes, sdjwt
 from credentials.encoding import JST
 from credentials.errors import ShomeiError
-from credentials.trust import IssuerInfo, TrustSource
+from credentials.trust import TrustSource
 
 from . import agreements as agreements_mod
+from . import documents
 from .agreements import AgreementCheck
+from .results import CHECK_IDS, Check, Report, VerificationResult
 
 #: Japan has one time zone and no daylight saving time; certificates show its dates.
 JST_OFFSET = 9 * 3600
-Status = Literal["pass", "fail", "warn", "skip"]
-CHECK_IDS = (
-    "format",
-    "signature",
-    "issuer",
-    "disclosures",
-    "anchor",
-    "status",
-    "validity",
-    "holder",
-    "document",
-)
+
+__all__ = [
+    "CHECK_IDS",
+    "AnchorSource",
+    "Check",
+    "StatusFetcher",
+    "VerificationResult",
+    "Verifier",
+]
 
 
 class StatusFetcher(Protocol):
@@ -57,98 +54,6 @@ class AnchorSource(Protocol):
     chain_id: int
 
     def anchor_of(self, iss: str, root: bytes) -> AnchorRecord | None: ...
-
-
-class Check(NamedTuple):
-    """One entry of the checklist. A named tuple: a verification builds nine."""
-
-    id: str
-    status: Status
-    ja: str
-    en: str
-
-    @property
-    def message(self) -> str:
-        return f"{self.ja} / {self.en}"
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "message": self.message,
-            "message_ja": self.ja,
-            "message_en": self.en,
-        }
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """What a verifier reports; ``to_json()`` is the DESIGN §5 result document."""
-
-    checks: tuple[Check, ...]
-    document_type: str | None = None
-    issuer: IssuerInfo | None = None
-    disclosed: dict[str, Any] = field(default_factory=dict)
-    anchor: dict[str, Any] | None = None
-    #: One entry per party's agreement, for a contract whose agreements are disclosed.
-    agreements: tuple[AgreementCheck, ...] | None = None
-    #: The dropped document: ``{"sha256": …, "matches": bool | None}`` (None when the
-    #: credential discloses no digest).
-    document: dict[str, Any] | None = None
-
-    @classmethod
-    def malformed(cls, err: ShomeiError) -> VerificationResult:
-        """The result for input that could not even be decoded (a damaged QR payload)."""
-        r = _Report()
-        r.fail("format", err)
-        return cls(
-            checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
-        )
-
-    @property
-    def valid(self) -> bool:
-        return all(c.status != "fail" for c in self.checks)
-
-    @property
-    def verdict(self) -> str:
-        return "valid" if self.valid else "invalid"
-
-    def check(self, check_id: str) -> Check:
-        return next(c for c in self.checks if c.id == check_id)
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {
-            "verdict": self.verdict,
-            "document_type": self.document_type,
-            "issuer": self.issuer.to_json() if self.issuer else None,
-            "disclosed": self.disclosed,
-            "anchor": self.anchor,
-            "checks": [c.to_json() for c in self.checks],
-        }
-        if self.agreements is not None:
-            doc["agreements"] = [a.to_json() for a in self.agreements]
-        if self.document is not None:
-            doc["document"] = self.document
-        return doc
-
-
-class _Report:
-    """Collects one entry per check; a step not reached is reported as skipped."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Check] = {}
-
-    def add(self, check_id: str, status: Status, ja: str, en: str) -> None:
-        self.entries[check_id] = Check(check_id, status, ja, en)
-
-    def fail(self, check_id: str, err: ShomeiError) -> None:
-        self.add(check_id, "fail", err.ja, err.en)
-
-    def finish(self, reason_ja: str, reason_en: str) -> tuple[Check, ...]:
-        entries = self.entries
-        if len(entries) == len(CHECK_IDS):
-            return tuple(entries[c] for c in CHECK_IDS)
-        return tuple(entries.get(c) or Check(c, "skip", reason_ja, reason_en) for c in CHECK_IDS)
 
 
 @dataclass(frozen=True)
@@ -182,7 +87,7 @@ class Verifier:
 
         Never raises for bad input: every problem becomes a failed check.
         """
-        r = _Report()
+        r = Report()
         # (1) format: the SD-JWT splits, its JWT parses, and its type is one we know.
         try:
             parsed = sdjwt.ParsedSdJwt.parse(presentation, max_size=self.max_size)
@@ -292,7 +197,7 @@ class Verifier:
                     lambda kid: self.trust.resolve_key(iss, kid)
                 ),
             )
-        original = _original(claims, document, document_revisions)
+        original = documents.original_length(claims, document, document_revisions)
         self._check_document(r, claims, document, agreed, original)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
         disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
@@ -308,11 +213,11 @@ class Verifier:
             disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
             anchor=self._anchor_json(record),
             agreements=agreed if r.entries["disclosures"].status == "pass" else None,
-            document=_document_json(claims, document, original),
+            document=documents.document_json(claims, document, original),
         )
 
     def _check_anchor(
-        self, r: _Report, parsed: sdjwt.ParsedSdJwt, iss: str, evidence: bytes | None
+        self, r: Report, parsed: sdjwt.ParsedSdJwt, iss: str, evidence: bytes | None
     ) -> AnchorRecord | None:
         if self.anchors is None:
             r.add(
@@ -361,7 +266,7 @@ class Verifier:
 
     def _check_key_window(
         self,
-        r: _Report,
+        r: Report,
         parsed: sdjwt.ParsedSdJwt,
         iss: str,
         record: AnchorRecord | None,
@@ -415,7 +320,7 @@ class Verifier:
             "tx": record.tx,
         }
 
-    def _check_status(self, r: _Report, payload: dict[str, Any], iss: str) -> None:
+    def _check_status(self, r: Report, payload: dict[str, Any], iss: str) -> None:
         ref = payload.get("status")
         if ref is None:
             r.add(
@@ -456,7 +361,7 @@ class Verifier:
 
     def _check_holder(
         self,
-        r: _Report,
+        r: Report,
         parsed: sdjwt.ParsedSdJwt,
         payload: dict[str, Any],
         *,
@@ -493,7 +398,7 @@ class Verifier:
 
     @staticmethod
     def _check_document(
-        r: _Report,
+        r: Report,
         claims: dict[str, Any],
         document: bytes | None,
         agreed: tuple[AgreementCheck, ...] | None,
@@ -542,35 +447,6 @@ class Verifier:
             )
         else:
             r.add("document", "pass", "原本と一致します", "the document matches the original")
-
-
-def _original(
-    claims: dict[str, Any], document: bytes | None, revisions: Sequence[int]
-) -> int | None:
-    """The length of the part of ``document`` whose SHA-256 is ``document_sha256``: the
-    whole file, or one of its attachment-only earlier revisions; None for no match."""
-    expected = claims.get("document_sha256")
-    if document is None or not isinstance(expected, str):
-        return None
-    for length in (len(document), *revisions):
-        if 0 < length <= len(document):
-            digest = hashlib.sha256(memoryview(document)[:length]).hexdigest()
-            if hmac.compare_digest(digest, expected.lower()):
-                return length
-    return None
-
-
-def _document_json(
-    claims: dict[str, Any], document: bytes | None, original: int | None
-) -> dict[str, Any] | None:
-    if document is None:
-        return None
-    disclosed = isinstance(claims.get("document_sha256"), str)
-    return {
-        "sha256": hashlib.sha256(document).hexdigest(),
-        "matches": (original is not None) if disclosed else None,
-        "original_bytes": original,
-    }
 
 
 def _jst(ts: float) -> str:
