@@ -232,3 +232,14 @@ def test_no_private_module_is_used_from_another_package():
                 continue  # a private *name* of a module, or a module of its own package
             found.add((top(name), module))
     assert not found, f"private modules used across packages: {sorted(found)}"
+
+
+def test_sdjwt_issuer_holder_and_verifier_share_only_parsing():
+    parts = {"issuer", "holder", "verifier"}
+    for part in parts:
+        path = ROOT / "credentials" / "sdjwt" / f"{part}.py"
+        others = {f"credentials.sdjwt.{p}" for p in parts - {part}}
+        bad = sorted(
+            m for m in imports_of(path) if m.split(".")[:3] and ".".join(m.split(".")[:3]) in others
+        )
+        assert not bad, f"sdjwt/{part}.py imports {bad}: the parts share only _common"

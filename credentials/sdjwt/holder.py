@@ -1,0 +1,95 @@
+"""The holder's part: choose the disclosures to show and bind the presentation to the
+holder's key (KB-JWT) for an audience and a nonce."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .. import _jws
+from ..keys import SigningKey
+from ._common import (
+    KB_TYP,
+    Disclosure,
+    ParsedSdJwt,
+    _digest,
+    _parse_disclosure,
+)
+
+# --------------------------------------------------------------------------- holder
+
+
+def _claim_owner_map(
+    payload: Mapping[str, Any], disclosures: Mapping[str, Disclosure]
+) -> dict[str, str]:
+    """Map each reachable disclosure digest to the top-level claim it belongs to."""
+    owners: dict[str, str] = {}
+
+    def walk(node: Any, top: str | None) -> None:
+        if isinstance(node, dict):
+            for digest in node.get("_sd", ()) if isinstance(node.get("_sd"), list) else ():
+                d = disclosures.get(digest) if isinstance(digest, str) else None
+                if d is not None and d.name is not None:
+                    owner = top or d.name
+                    owners[digest] = owner
+                    walk(d.value, owner)
+            for k, v in node.items():
+                if k not in ("_sd", "_sd_alg"):
+                    walk(v, top or k)
+        elif isinstance(node, list):
+            for item in node:
+                ref = item.get("...") if isinstance(item, dict) and len(item) == 1 else None
+                d = disclosures.get(ref) if isinstance(ref, str) else None
+                if d is not None and top is not None:
+                    owners[d.digest] = top
+                    walk(d.value, top)
+                else:
+                    walk(item, top)
+
+    walk(payload, None)
+    return owners
+
+
+def claim_names(sd_jwt: str) -> list[str]:
+    """The top-level claim names a holder can choose to disclose, in issuance order."""
+    parsed = ParsedSdJwt.parse(sd_jwt)
+    discs = {d.digest: d for d in map(_parse_disclosure, parsed.disclosures)}
+    owners = _claim_owner_map(parsed.unverified_payload, discs)
+    return list(dict.fromkeys(owners[d.digest] for d in discs.values() if d.digest in owners))
+
+
+def present(
+    sd_jwt: str,
+    *,
+    disclose: Collection[str],
+    holder_key: SigningKey | None = None,
+    nonce: str | None = None,
+    aud: str | None = None,
+    iat: int | None = None,
+) -> str:
+    """The holder's presentation revealing only the top-level claims in ``disclose``.
+
+    With ``holder_key``, appends a key-binding JWT over ``nonce``, ``aud``, ``iat`` and
+    the presentation's ``sd_hash``. Raises ``ValueError`` for a claim the credential
+    does not have, or a key binding without nonce/aud/iat.
+    """
+    parsed = ParsedSdJwt.parse(sd_jwt)
+    discs = [_parse_disclosure(d) for d in parsed.disclosures]
+    owners = _claim_owner_map(parsed.unverified_payload, {d.digest: d for d in discs})
+    available = set(owners.values())
+    missing = [n for n in disclose if n not in available]
+    if missing:
+        raise ValueError(
+            f"この証明書にない項目です: {', '.join(missing)} / not in this credential: "
+            f"{', '.join(missing)} (available: {', '.join(sorted(available))})"
+        )
+    wanted = set(disclose)
+    chosen = [d.encoded for d in discs if owners.get(d.digest) in wanted]
+    text = "~".join([parsed.jwt, *chosen]) + "~"
+    if holder_key is None:
+        return text
+    if nonce is None or aud is None or iat is None:
+        raise ValueError("a key-binding JWT needs nonce, aud and iat")
+    kb_payload = {"aud": aud, "iat": iat, "nonce": nonce, "sd_hash": _digest(text)}
+    header = _jws.encode_header({"alg": _jws.ALG, "typ": KB_TYP})
+    return text + _jws.sign(header, kb_payload, holder_key.private_key)
