@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
+
+from .results import CHECK_IDS, Status
 
 _REF = "#/components/schemas/"
 
@@ -10,20 +12,8 @@ _CHECK = {
     "type": "object",
     "required": ["id", "status", "message", "message_ja", "message_en"],
     "properties": {
-        "id": {
-            "enum": [
-                "format",
-                "signature",
-                "issuer",
-                "disclosures",
-                "anchor",
-                "status",
-                "validity",
-                "holder",
-                "document",
-            ]
-        },
-        "status": {"enum": ["pass", "fail", "warn", "skip"]},
+        "id": {"enum": list(CHECK_IDS)},
+        "status": {"enum": list(get_args(Status))},
         "message": {"type": "string", "description": "Japanese / English"},
         "message_ja": {"type": "string"},
         "message_en": {"type": "string"},
