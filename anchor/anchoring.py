@@ -156,7 +156,7 @@ def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     from .lease import current
-    from .queue import batch_summary
+    from .queue import batch_summary, pending_count
     from .repair import attention
     from .store import ABANDONED, ANCHORED, IN_FLIGHT, Batch, Leaf
 
@@ -174,9 +174,7 @@ def anchor_status(directory: Path, *, now: float) -> dict[str, Any]:
             "leader": None
             if lease is None
             else {**lease.to_json(), "alive": lease.expires_at > now},
-            "pending": s.scalar(
-                select(func.count()).select_from(Leaf).where(Leaf.receipt.is_(None))
-            ),
+            "pending": pending_count(engine),
             "oldest_pending_age": None if oldest is None else max(0.0, now - oldest),
             "in_flight": None if flight is None else batch_summary(flight),
             "anchored_batches": counts.get(ANCHORED, 0),

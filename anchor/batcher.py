@@ -240,6 +240,9 @@ class Batcher:
     # ------------------------------------------------------------------ steps
     def _close(self, now: float, *, force: bool = False, full_only: bool = False) -> int | None:
         p = self.policy
+        # Read only first, so an idle step writes nothing (not even the lease).
+        if not queue.due(self.engine, p, now, force=force, full_only=full_only):
+            return None
         with Session(self.engine) as s:
             epoch = self.lease.fence(s, now)  # first: from here this transaction is ours
             query = (

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import merkle
+from .policy import BatchPolicy
 from .store import ANCHORED, IN_FLIGHT, Batch, Leaf
 
 
@@ -71,6 +72,20 @@ def batch_summary(batch: Batch) -> dict[str, Any]:
         "last_error": batch.last_error,
         "next_try_at": batch.next_try_at,
     }
+
+
+def due(engine: Engine, policy: BatchPolicy, now: float, *, force: bool, full_only: bool) -> bool:
+    """Whether a batch would close now: pending leaves, and (unless ``force``) a full
+    batch's worth or (unless ``full_only``) the oldest older than ``max_age``."""
+    pending = select(Leaf.id, Leaf.queued_at).where(Leaf.batch_id.is_(None))
+    with Session(engine) as s:
+        oldest = s.execute(pending.order_by(Leaf.id).limit(1)).first()
+        if oldest is None:
+            return False
+        if force or (not full_only and now - oldest.queued_at >= policy.max_age):
+            return True
+        full = select(func.count()).select_from(pending.limit(policy.max_leaves).subquery())
+        return (s.scalar(full) or 0) >= policy.max_leaves
 
 
 def describe(engine: Engine) -> str:
