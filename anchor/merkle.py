@@ -108,7 +108,7 @@ class Receipt:
             "batch_id": self.batch_id,
             "index": self.index,
             "size": self.size,
-            "siblings": [_b64e(s) for s in self.siblings],
+            "siblings": [b64e(s) for s in self.siblings],
         }
 
     @classmethod
@@ -375,10 +375,6 @@ def _parse_json_text(text: str | bytes) -> Any:
         return loads_strict(text.encode("utf-8") if isinstance(text, str) else text)
     except (ValueError, RecursionError) as e:  # not JSON, duplicate keys, NaN
         raise _malformed("not JSON") from e
-
-
-def _b64e(digest: bytes) -> str:
-    return b64e(digest)
 
 
 def _b64d_digest(text: object) -> bytes:
