@@ -26,7 +26,7 @@ from credentials import doctypes, qr, sdjwt
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
 from issuer import cli as issuer_cli
-from issuer.audit_cli import audit_group
+from issuer.audit.cli import audit_group
 from verifier import cli as verifier_cli
 from verifier import documents, inputs
 from verifier.agreements import tokens_in

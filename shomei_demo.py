@@ -37,7 +37,7 @@ from credentials.encoding import b64e
 from credentials.keys import SigningKey
 from credentials.trust import TrustList
 from issuer import db as issuer_db
-from issuer import keys as issuer_keys
+from issuer.keys import service as issuer_keys
 from verifier import inputs
 from verifier.config import build_verifier
 from verifier.policy import VerificationResult
@@ -132,7 +132,8 @@ def _issuer(data: Path, serve_port: int) -> issuer_keys.IssuerSettings:
 
 def _seed_users(engine: Any) -> None:
     """The demo clerk and supervisor, created once (their password: DEMO_PASSWORD)."""
-    from issuer import accounts, passwords
+    from issuer.accounts import passwords
+    from issuer.accounts import service as accounts
 
     hasher = passwords.make_hasher()
     with Session(engine) as session:

@@ -40,7 +40,7 @@ def migrate(data_dir: str | None) -> None:
     """Create or upgrade the database (SHOMEI_DATABASE_URL, else data/shomei.db)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from . import db
+    import issuer.db as db
 
     url = _database_url(data_dir)
     try:
@@ -60,7 +60,7 @@ def migrate(data_dir: str | None) -> None:
 def init(issuer_id: str, name: str, municipality_code: str, data_dir: str | None) -> None:
     """Create the city's signing key (encrypted with SHOMEI_KEY_PASSPHRASE or a prompted
     passphrase) and the issuer settings in the data directory."""
-    from . import keys
+    from issuer.keys import service as keys
 
     try:
         settings = keys.IssuerSettings(
@@ -98,9 +98,11 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
+    import issuer.db as db
     from anchor.store import make_engine
-
-    from . import accounts, audit, db, passwords
+    from issuer.accounts import passwords
+    from issuer.accounts import service as accounts
+    from issuer.audit import service as audit
 
     password = _password()
     engine = make_engine(_database_url(data_dir))
@@ -155,9 +157,11 @@ def serve(host: str, port: int, anchor: bool | None, data_dir: str | None) -> No
     """Serve the issuer app (Flask's own server: for the counter's local network) and,
     when a chain is configured, anchor issued certificates in the background (the city's
     account from SHOMEI_ANCHOR_ACCOUNT: a keystore name, or dev:N on the local chain)."""
+    import issuer.db as db
+    import issuer.worker as worker
     from anchor.config import ConfigError
-
-    from . import chain_access, create_app, db, worker
+    from issuer.app import create_app
+    from issuer.keys import chain_access
 
     try:
         app = create_app({"DATA_DIR": data_dir} if data_dir else None)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from anchor.batcher import BUSY, Batcher, BatchPolicy
 from anchor.lease import DEFAULT_TTL, Lease
 from credentials.errors import ShomeiError
-
-from . import audit, chain_access
+from issuer.audit import service as audit
+from issuer.keys import chain_access
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

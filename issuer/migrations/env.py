@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import text
 
 from anchor.store import Base as AnchorBase
-from issuer import models_audit  # noqa: F401 - the audit tables join IssuerBase.metadata
+from issuer.audit import models as models_audit  # noqa: F401 - the audit tables join IssuerBase.metadata
 from issuer.models import Base as IssuerBase
 
 # Autogenerate (when writing a new revision by hand-checking) compares against both.

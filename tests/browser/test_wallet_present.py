@@ -24,7 +24,7 @@ from PIL import Image
 
 from anchor import merkle
 from credentials import doctypes, qr, sdjwt
-from issuer import keys as issuer_keys
+from issuer.keys import service as issuer_keys
 from shomei_demo import PASSPHRASE
 from verifier.app import create_app as create_verifier
 

@@ -12,9 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from anchor.store import make_engine
-from issuer import db, keys, passwords
-from issuer.accounts import create_user
-from issuer.models import User
+from issuer import db
+from issuer.accounts import passwords
+from issuer.accounts.models import User
+from issuer.accounts.service import create_user
+from issuer.keys import service as keys
 
 PASSWORD = "counter-password-42"
 # Cheap argon2id parameters: the tests sign in often; production keeps the defaults.

@@ -11,8 +11,10 @@ from issuer_testing import FAST_ARGON2, PASSWORD
 from sqlalchemy.orm import Session
 
 from anchor.store import make_engine
-from issuer import accounts, db, passwords
-from issuer.models import User
+from issuer import db
+from issuer.accounts import passwords
+from issuer.accounts import service as accounts
+from issuer.accounts.models import User
 
 NOW = 1_780_000_000.0
 POLICY = accounts.ThrottlePolicy(max_failures=5, window=900)

@@ -23,8 +23,9 @@ from anchor.backends import EvmChain
 from anchor.batcher import Batcher, enqueue
 from anchor.registry import register_issuer
 from anchor.store import make_engine
-from issuer import audit, db
-from issuer.models_audit import AuditEntry, AuditHead
+from issuer import db
+from issuer.audit import service as audit
+from issuer.audit.models import AuditEntry, AuditHead
 from shomei_cli import main
 
 NOW = 1_800_000_000.0
@@ -76,7 +77,7 @@ def test_every_event_is_recorded_without_personal_values(make_app, database_url)
     assert client.post("/users/", data=form).status_code == 302
     with Session(db.engine_of(app)) as s:
         clerk_id = s.scalar(select(AuditEntry.id).where(AuditEntry.action == "user_created"))
-        from issuer.models import User
+        from issuer.accounts.models import User
 
         clerk_id = s.scalar(select(User.id).where(User.username == "clerk2"))
     pw = {"csrf_token": token, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}

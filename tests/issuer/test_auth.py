@@ -96,7 +96,7 @@ def test_sign_in_without_csrf_is_refused_and_not_counted(app):
     assert response.status_code == 400
     from sqlalchemy.orm import Session
 
-    from issuer.accounts import failures
+    from issuer.accounts.service import failures
 
     with Session(db.engine_of(app)) as session:
         assert failures(session, username="clerk1") == 0

@@ -24,9 +24,11 @@ from credentials import doctypes, sdjwt
 from credentials.errors import ValidationError
 from credentials.status_list import MEDIA_TYPE, verify_token
 from credentials.trust import TrustList
-from issuer import certificates, db, keys
-from issuer.models import User
-from issuer.models_certificates import Certificate
+from issuer import db
+from issuer.accounts.models import User
+from issuer.certificates import service as certificates
+from issuer.certificates.models import Certificate
+from issuer.keys import service as keys
 from verifier.policy import Verifier
 
 ISSUER = "https://iizuka.example.jp"

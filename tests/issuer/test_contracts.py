@@ -29,10 +29,11 @@ from credentials import _jws, sdjwt
 from credentials.keys import SigningKey
 from credentials.status_list import verify_token
 from credentials.trust import TrustList
-from issuer import db, keys
-from issuer.models_audit import AuditEntry
-from issuer.models_certificates import Certificate
-from issuer.models_contracts import Contract, ContractSignature
+from issuer import db
+from issuer.audit.models import AuditEntry
+from issuer.certificates.models import Certificate
+from issuer.contracts.models import Contract, ContractSignature
+from issuer.keys import service as keys
 from verifier.policy import Verifier
 
 ISSUER = "https://nagasaki.example.jp"
@@ -97,7 +98,7 @@ def register_contractor(client: FlaskClient, **changes: str) -> Any:
 
 def contractor_id(app: Flask) -> str:
     with Session(db.engine_of(app)) as session:
-        from issuer.models_contracts import Contractor
+        from issuer.contracts.models import Contractor
 
         return session.scalars(select(Contractor.public_id)).one()
 

@@ -29,9 +29,12 @@ from credentials import doctypes
 from credentials._b64 import b64d, b64e
 from credentials.errors import KeyFileError
 from credentials.keys import SigningKey
-from issuer import certificates, db, key_rotation, keys
-from issuer.audit import KEY_ROTATED
-from issuer.models_audit import AuditEntry
+from issuer import db
+from issuer.audit.models import AuditEntry
+from issuer.audit.service import KEY_ROTATED
+from issuer.certificates import service as certificates
+from issuer.keys import rotation as key_rotation
+from issuer.keys import service as keys
 from verifier.policy import Verifier
 from verifier.registry_trust import RegistryTrust
 

@@ -9,10 +9,6 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-import issuer.models_audit
-import issuer.models_certificates
-import issuer.models_contracts
-import issuer.models_offers  # noqa: F401 - so do the certificates', offers' and contracts' tables
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db

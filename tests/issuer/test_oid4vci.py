@@ -35,10 +35,14 @@ from credentials._b64 import b64e
 from credentials.keys import SigningKey, jwk_thumbprint
 from credentials.status_list import verify_token
 from credentials.trust import TrustList
-from issuer import audit, certificates, db, keys, oid4vci
-from issuer.models import User
-from issuer.models_audit import AuditEntry
-from issuer.models_offers import DeliveredCredential, Offer
+from issuer import db
+from issuer.accounts.models import User
+from issuer.audit import service as audit
+from issuer.audit.models import AuditEntry
+from issuer.certificates import service as certificates
+from issuer.keys import service as keys
+from issuer.oid4vci import service as oid4vci
+from issuer.oid4vci.models import DeliveredCredential, Offer
 from verifier.policy import Verifier
 
 ISSUER = "https://iizuka.example.jp"

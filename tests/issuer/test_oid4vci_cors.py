@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from issuer import keys
+from issuer.keys import service as keys
 
 SETTINGS = keys.IssuerSettings(
     issuer_id="https://iizuka.example.jp", name="飯塚市", municipality_code="402052"

@@ -28,9 +28,12 @@ from anchor.batcher import Batcher, BatchPolicy
 from anchor.registry import add_key, register_issuer
 from credentials import doctypes
 from credentials.trust import TrustList
-from issuer import certificates, db, keys, printing
-from issuer.models import User
-from issuer.models_audit import AuditEntry
+from issuer import db
+from issuer.accounts.models import User
+from issuer.audit.models import AuditEntry
+from issuer.certificates import printing
+from issuer.certificates import service as certificates
+from issuer.keys import service as keys
 from verifier import inputs
 from verifier.policy import VerificationResult, Verifier
 from verifier.registry_trust import RegistryTrust

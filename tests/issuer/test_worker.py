@@ -18,8 +18,10 @@ from anchor.backends import EvmChain, EvmNode
 from anchor.config import ConfigError
 from anchor.registry import add_key, deploy_registry, register_issuer
 from credentials import doctypes
-from issuer import certificates, db, keys, worker
-from issuer.models import User
+from issuer import db, worker
+from issuer.accounts.models import User
+from issuer.certificates import service as certificates
+from issuer.keys import service as keys
 
 ISSUER = "https://iizuka.example.jp"
 PASSPHRASE = "city-key-passphrase"

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from credentials import doctypes, sdjwt
 from credentials.keys import SigningKey
 from credentials.trust import TrustList
-from issuer import contract_agreements as issuer_agreements
+from issuer.contracts import agreements as issuer_agreements
 from verifier import documents
 from verifier.agreements import check_agreements
 from verifier.app import create_app

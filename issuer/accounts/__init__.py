@@ -1,0 +1,59 @@
+"""Clerk accounts: who may sign in, with which role, and the sign-in throttle.
+
+The package's public face: views live in ``views.py`` and are registered by the app."""
+
+from issuer.accounts.models import (
+    CLERK,
+    ROLES,
+    SUPERVISOR,
+    LoginFailure,
+    User,
+)
+from issuer.accounts.passwords import (
+    DEFAULTS,
+    MAX_LENGTH,
+    MIN_LENGTH,
+    check,
+    make_hasher,
+)
+from issuer.accounts.service import (
+    USERNAME,
+    AccountError,
+    SignInFailed,
+    Throttled,
+    ThrottlePolicy,
+    authenticate,
+    create_user,
+    failures,
+    get_user,
+    list_users,
+    normalize_username,
+    reset_password,
+    set_active,
+)
+
+__all__ = [
+    "CLERK",
+    "DEFAULTS",
+    "MAX_LENGTH",
+    "MIN_LENGTH",
+    "ROLES",
+    "SUPERVISOR",
+    "USERNAME",
+    "AccountError",
+    "LoginFailure",
+    "SignInFailed",
+    "ThrottlePolicy",
+    "Throttled",
+    "User",
+    "authenticate",
+    "check",
+    "create_user",
+    "failures",
+    "get_user",
+    "list_users",
+    "make_hasher",
+    "normalize_username",
+    "reset_password",
+    "set_active",
+]

@@ -1,0 +1,61 @@
+"""The city's signing key: its files in the data directory, the issuer id, sealing, and rotation.
+
+The package's public face: views live in ``views.py`` and are registered by the app."""
+
+from issuer.keys.rotation import (
+    DEFAULT_GRACE,
+    GRACE_ENV,
+    LOCK_FILE,
+    RotationError,
+    RotationResult,
+    grace_seconds,
+    on_chain_key,
+    retire_on_chain,
+    rotate,
+)
+from issuer.keys.service import (
+    HISTORY_FILE,
+    KEY_FILE,
+    PASSPHRASE_ENV,
+    SETTINGS_FILE,
+    STORAGE_KEY_FILE,
+    SUBDIR,
+    City,
+    IssuerSettings,
+    NotInitialised,
+    RetiredKey,
+    init,
+    is_initialised,
+    issuer_dir,
+    load,
+    switch_key,
+    write_atomic,
+)
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "GRACE_ENV",
+    "HISTORY_FILE",
+    "KEY_FILE",
+    "LOCK_FILE",
+    "PASSPHRASE_ENV",
+    "SETTINGS_FILE",
+    "STORAGE_KEY_FILE",
+    "SUBDIR",
+    "City",
+    "IssuerSettings",
+    "NotInitialised",
+    "RetiredKey",
+    "RotationError",
+    "RotationResult",
+    "grace_seconds",
+    "init",
+    "is_initialised",
+    "issuer_dir",
+    "load",
+    "on_chain_key",
+    "retire_on_chain",
+    "rotate",
+    "switch_key",
+    "write_atomic",
+]

@@ -1,0 +1,661 @@
+"""Delivering an issued certificate to the resident's wallet: OpenID4VCI 1.0, the
+pre-authorized code flow with a tx_code. No Flask.
+
+1. The clerk creates an offer for a valid certificate (:func:`create_offer`): a random
+   pre-authorized code goes into a ``openid-credential-offer://`` QR code, a 6-digit
+   tx_code is shown to the resident. Only their hashes are stored; the offer expires
+   and works once.
+2. The wallet exchanges code and tx_code for an access token (:func:`exchange_code`).
+   A wrong tx_code counts; :data:`MAX_TX_ATTEMPTS` of them block the offer.
+3. The wallet proves possession of its key (a JWT over a ``c_nonce``) and receives a
+   new SD-JWT VC of the certificate's claims bound to that key (:func:`deliver`): same
+   status-list entry (revoking the certificate revokes this copy), same ``exp``, its
+   leaf queued for anchoring in the same transaction.
+
+``c_nonce`` values are stateless (an expiry and random bytes under a MAC derived from
+the storage key), so the unauthenticated nonce endpoint writes nothing; a proof
+consumes its nonce in ``oid4vci_used_nonces``, so each works once.
+
+A refused request raises :class:`OfferError` carrying the OAuth / OpenID4VCI error
+code; the only thing written then is the audit entry (and a wrong tx_code's count).
+Every function takes ``now`` (seconds since the epoch); the service commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from anchor import merkle
+from anchor.anchoring import evidence_json
+from anchor.config import ChainConfig
+from anchor.queue import AnchorEvidence, enqueue, find_evidence
+from credentials import doctypes, sdjwt
+from credentials import jws as _jws
+from credentials.encoding import b64d, b64e
+from credentials.errors import ShomeiError
+from credentials.keys import jwk_thumbprint, public_key_from_jwk
+from issuer.accounts.models import User
+from issuer.audit import service as audit
+from issuer.certificates import service as certificates
+from issuer.certificates.models import VALID, Certificate
+from issuer.keys.service import City
+from issuer.oid4vci.models import (
+    BLOCKED,
+    OFFERED,
+    REDEEMED,
+    TOKEN_ISSUED,
+    DeliveredCredential,
+    Offer,
+    UsedNonce,
+)
+
+CONFIGURATIONS = (certificates.JUMINHYO, certificates.PARTNERSHIP, "contract")
+PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+OFFER_SCHEME = "openid-credential-offer://"
+PROOF_TYP = "openid4vci-proof+jwt"
+FORMAT = "dc+sd-jwt"
+DEFAULT_OFFER_TTL = 600
+TOKEN_TTL = 300
+NONCE_TTL = 300
+MAX_TX_ATTEMPTS = 5
+TX_CODE_LENGTH = 6
+PROOF_MAX_AGE = 300  # a proof's iat may be this old...
+PROOF_SKEW = 60  # ...or this far in the future
+_NONCE_LABEL = b"shomei oid4vci c_nonce v1"
+_NONCE_RANDOM = 16
+_NONCE_MAC = 16
+
+
+class OfferError(ShomeiError):
+    """A refused offer, token or credential request. ``code`` is the error code of
+    RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status."""
+
+    def __init__(
+        self, code: str, ja: str, en: str, *, status: int = 400, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(ja, en)
+        self.code = code
+        self.status = status
+        self.extra = extra or {}  # more members of the error response (never secrets)
+
+
+class NonceError(OfferError):
+    """The proof's ``c_nonce`` is unknown, expired or used: the wallet asks again."""
+
+    def __init__(self, ja: str, en: str) -> None:
+        super().__init__("invalid_nonce", ja, en)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class NewOffer:
+    """What the clerk's page shows once: the offer's QR content and the tx_code."""
+
+    public_id: str
+    pre_authorized_code: str
+    tx_code: str
+    expires_at: float
+    uri: str  # openid-credential-offer://?credential_offer=…
+
+    def __repr__(self) -> str:
+        return f"NewOffer(public_id={self.public_id!r})"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class TokenGrant:
+    access_token: str
+    expires_in: int
+    c_nonce: str
+    c_nonce_expires_in: int
+
+    def __repr__(self) -> str:
+        return "TokenGrant(…)"
+
+    def to_json(self) -> dict[str, Any]:
+        """The token response (RFC 6749 §5.1, with the c_nonce of earlier drafts)."""
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "c_nonce": self.c_nonce,
+            "c_nonce_expires_in": self.c_nonce_expires_in,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proof:
+    """A verified key proof: the wallet's public JWK, its thumbprint and the nonce."""
+
+    jwk: dict[str, str]
+    kid: str
+    nonce: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivered:
+    credential: str  # the holder-bound SD-JWT VC with every disclosure
+    leaf: bytes
+
+
+def _hash(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def _tx_hash(code: str, tx_code: str) -> bytes:
+    # Keyed with the code: a dump of the table alone does not allow trying tx_codes.
+    return hashlib.sha256(
+        b"shomei tx_code\x00" + code.encode() + b"\x00" + tx_code.encode()
+    ).digest()
+
+
+# ------------------------------------------------------------------ metadata
+def _display(dt: doctypes.DocumentType) -> list[dict[str, str]]:
+    return [
+        {"name": dt.title("ja"), "locale": "ja-JP"},
+        {"name": dt.title("en"), "locale": "en-US"},
+    ]
+
+
+def issuer_metadata(city: City) -> dict[str, Any]:
+    """The Credential Issuer Metadata (OpenID4VCI 1.0 §12.2): endpoints and one
+    configuration per document type the clerk issues (its id is the type's name)."""
+    iss = city.issuer_id
+    configurations = {}
+    for name in CONFIGURATIONS:
+        dt = doctypes.get(name)
+        configurations[name] = {
+            "format": FORMAT,
+            "scope": name,
+            "vct": dt.vct_for(iss),  # resolves to the SD-JWT VC type metadata
+            "cryptographic_binding_methods_supported": ["jwk"],
+            "credential_signing_alg_values_supported": [_jws.ALG],
+            "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": [_jws.ALG]}},
+            "credential_metadata": {"display": _display(dt)},
+            "display": _display(dt),  # where drafts before 1.0 looked for it
+        }
+    return {
+        "credential_issuer": iss,
+        "credential_endpoint": f"{iss}/oid4vci/credential",
+        "nonce_endpoint": f"{iss}/oid4vci/nonce",
+        "token_endpoint": f"{iss}/oid4vci/token",
+        "display": [{"name": city.settings.name, "locale": "ja-JP"}],
+        "credential_configurations_supported": configurations,
+    }
+
+
+def authorization_server_metadata(city: City) -> dict[str, Any]:
+    """RFC 8414 metadata of the issuer acting as its own authorization server."""
+    return {
+        "issuer": city.issuer_id,
+        "token_endpoint": f"{city.issuer_id}/oid4vci/token",
+        "grant_types_supported": [PRE_AUTHORIZED_GRANT],
+        "pre-authorized_grant_anonymous_access_supported": True,
+        "token_endpoint_auth_methods_supported": ["none"],
+    }
+
+
+def offer_document(issuer_id: str, configuration: str, code: str) -> dict[str, Any]:
+    """The Credential Offer (OpenID4VCI 1.0 §4.1.1) for one pre-authorized code."""
+    return {
+        "credential_issuer": issuer_id,
+        "credential_configuration_ids": [configuration],
+        "grants": {
+            PRE_AUTHORIZED_GRANT: {
+                "pre-authorized_code": code,
+                "tx_code": {
+                    "input_mode": "numeric",
+                    "length": TX_CODE_LENGTH,
+                    "description": "窓口の画面に表示された6桁の番号 / "
+                    "the 6 digits shown at the counter",
+                },
+            }
+        },
+    }
+
+
+def offer_uri(document: dict[str, Any]) -> str:
+    """The offer by value, as a deep link a wallet's QR scanner opens."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return f"{OFFER_SCHEME}?credential_offer={quote(text, safe='')}"
+
+
+# ------------------------------------------------------------------ offers
+def create_offer(
+    session: Session, cert_id: str, *, city: City, clerk: User, now: float, ttl: float
+) -> NewOffer:
+    """A new offer for the certificate with public id ``cert_id`` (committed, audited).
+    Raises ``certificates.NotFound`` and :class:`OfferError` when the certificate is
+    revoked or expired."""
+    certificate = certificates.find(session, cert_id)
+    if certificate.state != VALID or certificate.expires_at <= now:
+        raise OfferError(
+            "credential_request_denied",
+            "有効な証明書だけをウォレットに送れます",
+            "only a valid certificate can be sent to a wallet",
+        )
+    code = secrets.token_urlsafe(32)
+    tx_code = f"{secrets.randbelow(10**TX_CODE_LENGTH):0{TX_CODE_LENGTH}d}"
+    offer = Offer(
+        public_id=secrets.token_urlsafe(16),
+        certificate_id=certificate.id,
+        code_hash=_hash(code),
+        tx_code_hash=_tx_hash(code, tx_code),
+        state=OFFERED,
+        attempts=0,
+        created_by=clerk.id,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(offer)
+    session.flush()
+    _audit(session, audit.OFFER_CREATED, offer, certificate, now=now, actor=clerk.username)
+    session.commit()
+    document = offer_document(city.issuer_id, certificate.doc_type, code)
+    return NewOffer(
+        public_id=offer.public_id,
+        pre_authorized_code=code,
+        tx_code=tx_code,
+        expires_at=offer.expires_at,
+        uri=offer_uri(document),
+    )
+
+
+def offer_state(session: Session, offer_id: str, *, cert_id: str, now: float) -> str | None:
+    """``offered``, ``token_issued``, ``redeemed``, ``blocked`` or ``expired`` (an
+    offer or token past its time); None for an offer unknown or not for the
+    certificate with public id ``cert_id``."""
+    offer = session.scalar(
+        select(Offer)
+        .join(Certificate, Offer.certificate_id == Certificate.id)
+        .where(Offer.public_id == offer_id, Certificate.public_id == cert_id)
+    )
+    if offer is None:
+        return None
+    if offer.state == OFFERED and offer.expires_at <= now:
+        return "expired"
+    if offer.state == TOKEN_ISSUED and (offer.token_expires_at or 0) <= now:
+        return "expired"
+    return offer.state
+
+
+def _locked_offer(session: Session, column: Any, digest: bytes) -> Offer | None:
+    # An UPDATE first: SQLite's write lock, PostgreSQL's row lock, so two wallets (or
+    # two processes) racing with one code see each other's result.
+    session.execute(update(Offer).where(column == digest).values(attempts=Offer.attempts))
+    offer = session.scalar(
+        select(Offer).where(column == digest).execution_options(populate_existing=True)
+    )
+    return offer
+
+
+def _reject(
+    session: Session, offer: Offer, reason: str, error: OfferError, *, now: float
+) -> OfferError:
+    """Roll back whatever the request did, write only the audit entry, commit; return
+    ``error`` for the caller to raise."""
+    offer_id, cert_id = offer.id, offer.certificate_id
+    session.rollback()
+    offer = session.get(Offer, offer_id) or offer
+    certificate = session.get(Certificate, cert_id)
+    assert certificate is not None
+    _audit(session, audit.OFFER_REJECTED, offer, certificate, now=now, reason=reason)
+    session.commit()
+    return error
+
+
+def _invalid_grant(ja: str, en: str) -> OfferError:
+    return OfferError("invalid_grant", ja, en)
+
+
+def exchange_code(
+    session: Session,
+    *,
+    grant_type: str | None,
+    code: str | None,
+    tx_code: str | None,
+    city: City,
+    now: float,
+) -> TokenGrant:
+    """The token response for a pre-authorized code and its tx_code (committed).
+    Raises :class:`OfferError`: ``unsupported_grant_type``, ``invalid_request``
+    (missing parameters) or ``invalid_grant`` (unknown, used, expired or blocked code,
+    wrong tx_code, certificate no longer valid)."""
+    if grant_type != PRE_AUTHORIZED_GRANT:
+        raise OfferError(
+            "unsupported_grant_type",
+            "この付与方式には対応していません",
+            f"only {PRE_AUTHORIZED_GRANT} is supported",
+        )
+    if not code or not tx_code:
+        raise OfferError(
+            "invalid_request",
+            "pre-authorized_code と tx_code が必要です",
+            "pre-authorized_code and tx_code are required",
+        )
+    offer = _locked_offer(session, Offer.code_hash, _hash(code))
+    if offer is None:
+        session.rollback()
+        raise _invalid_grant("この受け取りコードは無効です", "unknown pre-authorized code")
+    if offer.state != OFFERED:
+        error = _invalid_grant(
+            "この受け取りコードはすでに使われたか無効になっています",
+            "the pre-authorized code was already used or is blocked",
+        )
+        raise _reject(
+            session, offer, "reused" if offer.state != BLOCKED else "blocked", error, now=now
+        )
+    if offer.expires_at <= now:
+        error = _invalid_grant(
+            "この受け取りコードは期限切れです", "the pre-authorized code expired"
+        )
+        raise _reject(session, offer, "expired", error, now=now)
+    if not hmac.compare_digest(offer.tx_code_hash, _tx_hash(code, tx_code)):
+        offer.attempts += 1
+        if offer.attempts >= MAX_TX_ATTEMPTS:
+            offer.state = BLOCKED
+        certificate = session.get(Certificate, offer.certificate_id)
+        assert certificate is not None
+        _audit(session, audit.OFFER_REJECTED, offer, certificate, now=now, reason="wrong_tx_code")
+        session.commit()
+        left = max(MAX_TX_ATTEMPTS - offer.attempts, 0)
+        raise OfferError(
+            "invalid_grant",
+            f"確認番号（tx_code）が違います（あと{left}回）",
+            f"wrong tx_code ({left} tries left)",
+            extra={"attempts_remaining": left},
+        )
+    certificate = session.get(Certificate, offer.certificate_id)
+    assert certificate is not None
+    if certificate.state != VALID or certificate.expires_at <= now:
+        error = _invalid_grant(
+            "この証明書は有効ではありません", "the certificate is no longer valid"
+        )
+        raise _reject(session, offer, certificate.state, error, now=now)
+    access_token = secrets.token_urlsafe(32)
+    offer.state = TOKEN_ISSUED
+    offer.access_token_hash = _hash(access_token)
+    offer.token_expires_at = now + TOKEN_TTL
+    session.commit()
+    return TokenGrant(
+        access_token=access_token,
+        expires_in=TOKEN_TTL,
+        c_nonce=mint_nonce(city, now=now),
+        c_nonce_expires_in=NONCE_TTL,
+    )
+
+
+# ------------------------------------------------------------------ nonces
+def _nonce_key(city: City) -> bytes:
+    return hmac.new(city.storage_key, _NONCE_LABEL, hashlib.sha256).digest()
+
+
+def mint_nonce(city: City, *, now: float) -> str:
+    """A fresh ``c_nonce``, valid :data:`NONCE_TTL` seconds."""
+    body = int(now + NONCE_TTL).to_bytes(8, "big") + secrets.token_bytes(_NONCE_RANDOM)
+    mac = hmac.new(_nonce_key(city), body, hashlib.sha256).digest()[:_NONCE_MAC]
+    return b64e(body + mac)
+
+
+def check_nonce(city: City, nonce: str, *, now: float) -> float:
+    """The expiry of a ``c_nonce`` this issuer minted that has not expired. Raises
+    :class:`NonceError` (used nonces are refused by :func:`deliver`)."""
+    try:
+        raw = b64d(nonce)
+    except (ValueError, TypeError):
+        raw = b""
+    size = 8 + _NONCE_RANDOM + _NONCE_MAC
+    if len(raw) != size:
+        raise NonceError("c_nonce が不正です", "the c_nonce is not one of this issuer's")
+    body, mac = raw[:-_NONCE_MAC], raw[-_NONCE_MAC:]
+    expected = hmac.new(_nonce_key(city), body, hashlib.sha256).digest()[:_NONCE_MAC]
+    if not hmac.compare_digest(mac, expected):
+        raise NonceError("c_nonce が不正です", "the c_nonce is not one of this issuer's")
+    expires = float(int.from_bytes(body[:8], "big"))
+    if expires <= now:
+        raise NonceError("c_nonce の期限が切れています", "the c_nonce expired")
+    return expires
+
+
+def _consume_nonce(session: Session, nonce: str, expires: float, *, now: float) -> None:
+    session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
+    digest = _hash(nonce)
+    if session.get(UsedNonce, digest) is not None:
+        raise NonceError("この c_nonce はすでに使われています", "the c_nonce was already used")
+    session.add(UsedNonce(nonce_hash=digest, expires_at=expires))
+    session.flush()
+
+
+# ------------------------------------------------------------------ proofs
+def _bad_proof(ja: str, en: str) -> OfferError:
+    return OfferError("invalid_proof", f"鍵の証明が不正です: {ja}", f"invalid key proof: {en}")
+
+
+def verify_proof(token: Any, *, audience: str, now: float) -> Proof:
+    """The wallet's key from a JWT key proof (OpenID4VCI 1.0 Appendix F.1): typ
+    ``openid4vci-proof+jwt``, ES256 only, the key as a public ``jwk`` header, signed by
+    it, ``aud`` the issuer, ``iat`` recent, a ``nonce``. The nonce itself is checked
+    by the caller. Raises :class:`OfferError` (``invalid_proof``)."""
+    if not isinstance(token, str) or len(token) > 8192:
+        raise _bad_proof("JWTがありません", "no proof JWT")
+    try:
+        jws = _jws.CompactJws(token, what="鍵の証明", what_en="key proof")
+        jws.check_header(typ=PROOF_TYP, what="鍵の証明", what_en="key proof")
+        header = jws.unverified_header
+        if "kid" in header or "x5c" in header:
+            raise _bad_proof("jwk 以外の鍵指定は使えません", "only a jwk header names the key")
+        jwk = header.get("jwk")
+        key = public_key_from_jwk(jwk)
+        jws.verify(key, what="鍵の証明", what_en="key proof")
+    except ShomeiError as e:
+        if isinstance(e, OfferError):
+            raise
+        raise _bad_proof(e.ja, e.en) from None
+    claims = jws.unverified_payload
+    if claims.get("aud") != audience:
+        raise _bad_proof("aud が発行者と一致しません", "aud is not this credential issuer")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise _bad_proof("iat がありません", "no iat")
+    if not now - PROOF_MAX_AGE - PROOF_SKEW <= iat <= now + PROOF_SKEW:
+        raise _bad_proof("iat が古すぎるか未来です", "iat is stale or in the future")
+    nonce = claims.get("nonce")
+    if not isinstance(nonce, str) or not nonce:
+        raise NonceError("鍵の証明に c_nonce がありません", "the proof carries no nonce")
+    assert isinstance(jwk, dict)  # public_key_from_jwk accepted it
+    public = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+    return Proof(jwk=public, kid=jwk_thumbprint(public), nonce=nonce)
+
+
+def proof_jwt(body: Any) -> Any:
+    """The one JWT proof of a credential request: ``proof`` (drafts) or ``proofs``
+    (1.0) with exactly one ``jwt``. Raises :class:`OfferError` (``invalid_proof``)."""
+    proof, proofs = body.get("proof"), body.get("proofs")
+    if proof is not None and proofs is None and isinstance(proof, dict):
+        if proof.get("proof_type") == "jwt":
+            return proof.get("jwt")
+    if proofs is not None and proof is None and isinstance(proofs, dict):
+        jwts = proofs.get("jwt")
+        if set(proofs) == {"jwt"} and isinstance(jwts, list) and len(jwts) == 1:
+            return jwts[0]
+    raise _bad_proof("JWTの証明が1つだけ必要です", "exactly one jwt proof is required")
+
+
+# ------------------------------------------------------------------ delivery
+def authorize(session: Session, access_token: str | None, *, now: float) -> Offer:
+    """The offer an access token was issued for (row locked for this transaction).
+    Raises :class:`OfferError` (``invalid_token``, 401)."""
+    offer = None
+    if access_token:
+        offer = _locked_offer(session, Offer.access_token_hash, _hash(access_token))
+    if (
+        offer is None
+        or offer.state != TOKEN_ISSUED
+        or offer.access_token_hash is None
+        or not hmac.compare_digest(offer.access_token_hash, _hash(access_token or ""))
+        or (offer.token_expires_at or 0) <= now
+    ):
+        session.rollback()
+        raise OfferError(
+            "invalid_token",
+            "アクセストークンが無効か期限切れです",
+            "the access token is invalid, used or expired",
+            status=401,
+        )
+    return offer
+
+
+def deliver(
+    session: Session, access_token: str | None, body: Any, *, city: City, now: float
+) -> Delivered:
+    """Sign the certificate's claims again, bound to the wallet key the proof names,
+    queue the leaf, store the copy sealed, mark the offer redeemed, audit, commit.
+    Raises :class:`OfferError` (``invalid_token``, ``invalid_credential_request``,
+    ``unknown_credential_configuration``, ``invalid_proof``, ``credential_request_denied``)
+    and :class:`NonceError`."""
+    offer = authorize(session, access_token, now=now)
+    if not isinstance(body, dict):
+        session.rollback()
+        raise OfferError(
+            "invalid_credential_request",
+            "リクエストがJSONオブジェクトではありません",
+            "the request body is not a JSON object",
+        )
+    certificate = session.get(Certificate, offer.certificate_id)
+    assert certificate is not None
+    if body.get("credential_configuration_id") != certificate.doc_type:
+        error = OfferError(
+            "unknown_credential_configuration",
+            "この受け取りでは発行できない種類です",
+            "credential_configuration_id is not the one offered",
+        )
+        raise _reject(session, offer, "unknown_credential_configuration", error, now=now)
+    try:
+        proof = verify_proof(proof_jwt(body), audience=city.issuer_id, now=now)
+        _consume_nonce(session, proof.nonce, check_nonce(city, proof.nonce, now=now), now=now)
+    except IntegrityError:  # another request consumed the same nonce at this moment
+        nonce_error = NonceError("この c_nonce はすでに使われています", "the c_nonce was used")
+        raise _reject(session, offer, "invalid_nonce", nonce_error, now=now) from None
+    except OfferError as e:
+        raise _reject(session, offer, e.code, e, now=now) from None
+    if certificate.state != VALID or certificate.expires_at <= now:
+        error = OfferError(
+            "credential_request_denied",
+            "この証明書は取り消されたか期限切れです",
+            "the certificate was revoked or has expired",
+        )
+        raise _reject(session, offer, certificate.state, error, now=now)
+    delivered = _issue_bound(session, offer, certificate, proof, city=city, now=now)
+    session.commit()
+    return delivered
+
+
+def _issue_bound(
+    session: Session,
+    offer: Offer,
+    certificate: Certificate,
+    proof: Proof,
+    *,
+    city: City,
+    now: float,
+) -> Delivered:
+    content = json.loads(
+        city.unseal(certificate.sealed, context=certificate.public_id.encode()).decode("utf-8")
+    )
+    dt = doctypes.get(certificate.doc_type)
+    issued = sdjwt.issue(
+        content["claims"],
+        key=city.key,
+        issuer=city.issuer_id,
+        vct=dt.vct_for(city.issuer_id),
+        iat=int(now),
+        exp=int(certificate.expires_at),
+        always_plain=dt.never_disclosable,
+        holder_jwk=proof.jwk,
+        status={
+            "status_list": {
+                "idx": certificate.status_index,
+                "uri": city.status_uri(certificate.status_list_id),
+            }
+        },
+    )
+    leaf = merkle.leaf_hash(issued.jwt)
+    session.add(
+        DeliveredCredential(
+            certificate_id=certificate.id,
+            offer_id=offer.id,
+            leaf=leaf,
+            sealed=city.seal(issued.sd_jwt.encode("ascii"), context=b"delivered:" + leaf),
+            holder_kid=proof.kid,
+            delivered_at=now,
+        )
+    )
+    enqueue(session, leaf, now=now)
+    offer.state = REDEEMED
+    offer.redeemed_at = now
+    offer.holder_key_id = proof.kid
+    offer.access_token_hash = None
+    session.flush()
+    _audit(session, audit.OFFER_REDEEMED, offer, certificate, now=now, holder_key_id=proof.kid)
+    return Delivered(credential=issued.sd_jwt, leaf=leaf)
+
+
+# ------------------------------------------------------------------ evidence
+class NotDelivered(ShomeiError):
+    """No credential delivered to a wallet has this leaf."""
+
+
+def evidence(session: Session, leaf: bytes) -> AnchorEvidence | None:
+    """The anchor evidence of a delivered credential's leaf; None while not anchored.
+    Raises :class:`NotDelivered`."""
+    known = session.scalar(select(DeliveredCredential.id).where(DeliveredCredential.leaf == leaf))
+    if known is None:
+        raise NotDelivered("この証明書は見つかりません", "no credential delivered with this leaf")
+    return find_evidence(session, leaf)
+
+
+def evidence_document(ev: AnchorEvidence, chain: ChainConfig | None) -> dict[str, Any]:
+    """The evidence as ``shomei receipt`` prints it; ``chain_id`` and
+    ``registry_address`` are null when this issuer has no chain configured."""
+    return evidence_json(chain, ev)
+
+
+# ------------------------------------------------------------------ audit
+def _audit(
+    session: Session,
+    action: str,
+    offer: Offer,
+    certificate: Certificate,
+    *,
+    now: float,
+    actor: str | None = None,
+    reason: str | None = None,
+    holder_key_id: str | None = None,
+) -> None:
+    """An offer event in the caller's transaction: ids, type and index, never claims.
+    The wallet is anonymous: its events have no actor."""
+    details: dict[str, Any] = {
+        "offer": offer.public_id,
+        "vct": certificate.doc_type,
+        "status_index": certificate.status_index,
+    }
+    if reason is not None:
+        details["reason"] = reason
+    if holder_key_id is not None:
+        details["holder_key_id"] = holder_key_id
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target=f"certificate:{certificate.public_id}",
+        details=details,
+        now=now,
+    )

@@ -1,0 +1,161 @@
+"""Sign in and sign out; who is signed in (``g.user``); ``login_required`` and
+``role_required``."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from issuer.accounts import service as accounts
+from issuer.accounts.models import User
+from issuer.audit import service as audit
+from issuer.db import get_session
+from issuer.web.helpers import abort_with, client_address, hasher, throttle_policy
+from issuer.web.i18n import t
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fingerprint(user: User) -> str:
+    """Changes with the password hash: a password reset ends the user's sessions."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+@bp.before_app_request
+def load_signed_in_user() -> None:
+    """``g.user``: the signed-in user, or None. A deactivated account or a changed
+    password signs the session out at its next request."""
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    user = get_session().get(User, user_id)
+    if user is None or not user.active or session.get("pw") != _fingerprint(user):
+        _sign_out()
+        return
+    g.user = user
+
+
+def login_required(view: F) -> F:
+    """Redirect to the sign-in page unless someone is signed in."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("auth.login", next=target))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def role_required(role: str) -> Callable[[F], F]:
+    """``login_required``, then 403 unless the user has ``role``."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if g.user.role != role:
+                abort_with(
+                    403,
+                    "この操作には監督者（スーパーバイザー）の権限が必要です",
+                    "this action needs a supervisor account",
+                )
+            return view(*args, **kwargs)
+
+        return login_required(cast(F, wrapped))
+
+    return decorate
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("issuer/web/login.html", next=_safe_next())
+    try:
+        user = accounts.authenticate(
+            get_session(),
+            hasher(),
+            username=request.form.get("username", ""),
+            password=request.form.get("password", ""),
+            address=client_address(),
+            now=time.time(),
+            policy=throttle_policy(),
+        )
+    except accounts.Throttled as e:
+        _record_failed_sign_in("throttled")
+        flash(t(e.ja, e.en), "error")
+        page = render_template("issuer/web/login.html", next=_safe_next())
+        return page, 429, {"Retry-After": str(e.retry_after)}
+    except accounts.SignInFailed as e:
+        _record_failed_sign_in("wrong_password")
+        flash(t(e.ja, e.en), "error")
+        return render_template("issuer/web/login.html", next=_safe_next()), 401
+    audit.record_committed(
+        get_session(),
+        actor=user.username,
+        action=audit.SIGN_IN,
+        target=f"user:{user.username}",
+        now=time.time(),
+    )
+    lang = session.get("lang")
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    session.update(user_id=user.id, pw=_fingerprint(user), lang=lang)
+    session.permanent = True
+    return redirect(_safe_next() or url_for("home.index"))
+
+
+@bp.route("/logout", methods=("POST",))
+def logout() -> ResponseReturnValue:
+    if g.user is not None:
+        audit.record_committed(
+            get_session(), actor=g.user.username, action=audit.SIGN_OUT, now=time.time()
+        )
+    _sign_out()
+    flash(t("サインアウトしました", "Signed out"), "info")
+    return redirect(url_for("auth.login"))
+
+
+def _record_failed_sign_in(reason: str) -> None:
+    """The username typed (never the password), as the target: nobody is signed in."""
+    username = accounts.normalize_username(request.form.get("username", ""))
+    audit.record_committed(
+        get_session(),
+        actor=None,
+        action=audit.SIGN_IN_FAILED,
+        target=f"user:{username}",
+        details={"reason": reason},
+        now=time.time(),
+    )
+
+
+def _sign_out() -> None:
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+def _safe_next() -> str | None:
+    """The page to return to after signing in: a path on this site, nothing else."""
+    target = request.values.get("next") or ""
+    if target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
