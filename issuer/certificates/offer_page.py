@@ -17,8 +17,8 @@ from flask import session as cookie
 from credentials import qr
 from credentials.encoding import b64d, b64e
 from issuer.keys.service import City
-from issuer.oid4vci import NewOffer
 from issuer.oid4vci.models import OFFERED
+from issuer.oid4vci.protocol import NewOffer
 
 _COOKIE_KEY = "oid4vci_offer"
 

@@ -26,12 +26,12 @@ import issuer.certificates.forms as forms
 import issuer.certificates.offer_page as offer_page
 import issuer.certificates.printing as printing
 import issuer.certificates.service as certificates
+import issuer.oid4vci as oid4vci
 from credentials import doctypes
 from credentials.errors import ValidationError
 from issuer.accounts.models import SUPERVISOR
 from issuer.city import city
 from issuer.db import get_session
-from issuer.oid4vci import service as oid4vci
 from issuer.web.auth import login_required, role_required
 from issuer.web.helpers import abort_with
 from issuer.web.i18n import current_lang, datetime_filter, t

@@ -19,20 +19,22 @@ from issuer.contracts.models import (
     Contractor,
     ContractSignature,
 )
-from issuer.contracts.service import (
-    MAX_REASON,
-    PARTIES,
+from issuer.contracts.records import (
     ContractError,
     ContractView,
     IssuedCopy,
     NotFound,
+    find,
+)
+from issuer.contracts.service import (
+    MAX_REASON,
+    PARTIES,
     all_contractors,
     amend,
     approve,
     clerk_document,
     create_contract,
     credential_of,
-    find,
     find_contractor,
     listing,
     register_contractor,

@@ -20,9 +20,7 @@ writes nothing else. Every function takes ``now``; the service commits.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import select, update
@@ -37,11 +35,12 @@ from anchor import evidence as anchor_evidence
 from anchor import merkle
 from anchor.queue import find_evidence
 from credentials import qr
-from credentials.errors import ShomeiError, ValidationError
+from credentials.errors import ValidationError
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
+from issuer.contracts.forms import ContractorForm, TermsForm
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     CONTRACTOR,
@@ -55,42 +54,34 @@ from issuer.contracts.models import (
     ContractDocument,
     ContractLink,
     Contractor,
-    ContractSignature,
 )
 from issuer.contracts.pdf import CheckedPdf
+from issuer.contracts.records import (
+    ContractError,
+    ContractView,
+    IssuedCopy,
+    NotFound,
+    _audit,
+    _contractor,
+    _copies,
+    _document_bytes,
+    _document_context,
+    _expected,
+    _party_order,
+    _signature_row,
+    _signatures,
+    find,
+)
 from issuer.keys.service import City
 
 MAX_REASON = certificates.MAX_REASON
 PARTIES = (ORDERER, CONTRACTOR)
 
 
-class ContractError(ShomeiError):
-    """A contract request that cannot be carried out (wrong state, unknown, no reason)."""
-
-
-class NotFound(ContractError):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class IssuedCopy:
-    party: str
-    certificate: Certificate
-    anchor: certificates.AnchorState
-
-
-@dataclass(frozen=True, kw_only=True)
-class ContractView:
-    contract: Contract
-    contractor: Contractor
-    signatures: dict[str, ContractSignature]
-    copies: list[IssuedCopy]
-    previous: Contract | None
-    amendments: list[Contract]
-
-
 # ------------------------------------------------------------------ contractors
-def register_contractor(session: Session, form: Any, *, clerk: User, now: float) -> Contractor:
+def register_contractor(
+    session: Session, form: ContractorForm, *, clerk: User, now: float
+) -> Contractor:
     """A new contractor (committed, audited). Raises ``ValidationError`` (field errors;
     a 法人番号 already registered is one)."""
     entered = terms_mod.contractor_input(form)
@@ -137,7 +128,7 @@ def find_contractor(session: Session, public_id: str) -> Contractor:
 # ------------------------------------------------------------------ versions
 def create_contract(
     session: Session,
-    form: Any,
+    form: TermsForm,
     pdf: CheckedPdf,
     *,
     contractor_id: str,
@@ -189,7 +180,7 @@ def create_contract(
 def amend(
     session: Session,
     previous_id: str,
-    form: Any,
+    form: TermsForm,
     pdf: CheckedPdf,
     *,
     city: City,
@@ -234,10 +225,6 @@ def _versions(session: Session, number: str) -> list[int]:
 
 def _next_version(session: Session, number: str) -> int:
     return max(_versions(session, number), default=0) + 1
-
-
-def _document_context(contract: Contract) -> bytes:
-    return f"contract-document:{contract.public_id}:{contract.document_sha256}".encode()
 
 
 # ------------------------------------------------------------------ approval and issuance
@@ -375,11 +362,6 @@ def _end(
 
 
 # ------------------------------------------------------------------ reading
-def find(session: Session, public_id: str) -> Contract:
-    contract = session.scalar(select(Contract).where(Contract.public_id == public_id))
-    if contract is None:
-        raise NotFound("契約が見つかりません", "no such contract")
-    return contract
 
 
 def listing(session: Session, *, limit: int = 100) -> list[tuple[Contract, Contractor]]:
@@ -469,101 +451,4 @@ def signed_document(
     )
 
 
-def _party_order(signature: ContractSignature) -> int:
-    return 0 if signature.party == ORDERER else 1
-
-
-def _document_bytes(session: Session, contract: Contract, city: City) -> bytes:
-    row = session.scalar(
-        select(ContractDocument).where(ContractDocument.contract_id == contract.id)
-    )
-    assert row is not None
-    data = city.unseal(row.sealed, context=_document_context(contract))
-    if hashlib.sha256(data).hexdigest() != contract.document_sha256:  # never hand out another PDF
-        raise ContractError(
-            "保存された契約書が一致しません", "the stored document does not match its digest"
-        )
-    return data
-
-
-def _contractor(session: Session, contract: Contract) -> Contractor:
-    contractor = session.get(Contractor, contract.contractor_id)
-    assert contractor is not None
-    return contractor
-
-
-def _signatures(session: Session, contract: Contract) -> dict[str, ContractSignature]:
-    rows = session.scalars(
-        select(ContractSignature).where(ContractSignature.contract_id == contract.id)
-    )
-    return {row.party: row for row in rows}
-
-
-def _copies(session: Session, contract: Contract) -> list[Certificate]:
-    return list(
-        session.scalars(
-            select(Certificate)
-            .join(ContractCredential, ContractCredential.certificate_id == Certificate.id)
-            .where(ContractCredential.contract_id == contract.id)
-        )
-    )
-
-
-def _expected(contract: Contract, city: City, party: str, nonce: str) -> agreements.Expected:
-    return agreements.Expected(
-        audience=city.issuer_id,
-        contract_number=contract.contract_number,
-        document_sha256=contract.document_sha256,
-        party=party,
-        nonce=nonce,
-    )
-
-
-def _signature_row(
-    contract: Contract, agreed: agreements.Agreement, *, signed_by: int | None
-) -> ContractSignature:
-    return ContractSignature(
-        contract_id=contract.id,
-        party=agreed.party,
-        signed_at=float(agreed.signed_at),
-        key_thumbprint=agreed.key_thumbprint,
-        jws=agreed.jws,
-        signed_by=signed_by,
-    )
-
-
 # ------------------------------------------------------------------ audit
-def _audit(
-    session: Session,
-    actor: str | None,
-    action: str,
-    contract: Contract,
-    *,
-    now: float,
-    **details: Any,
-) -> None:
-    """A contract event in the caller's transaction: identifiers only."""
-    audit.record(
-        session,
-        actor=actor,
-        action=action,
-        target=f"contract:{contract.public_id}",
-        details={"contract": contract.public_id, "version": contract.version, **details},
-        now=now,
-    )
-
-
-def _refused(
-    session: Session, contract: Contract | None, reason: str, *, now: float, **details: Any
-) -> None:
-    """A refused attempt: everything else rolled back, the audit entry committed."""
-    target = f"contract:{contract.public_id}" if contract is not None else "contract:unknown"
-    session.rollback()
-    audit.record_committed(
-        session,
-        actor=None,
-        action=audit.CONTRACT_REFUSED,
-        target=target,
-        details={"reason": reason, **details},
-        now=now,
-    )

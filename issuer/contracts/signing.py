@@ -36,7 +36,7 @@ from issuer.contracts.models import (
     ContractLink,
     Contractor,
 )
-from issuer.contracts.service import (
+from issuer.contracts.records import (
     ContractError,
     _audit,
     _contractor,

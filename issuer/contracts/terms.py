@@ -10,13 +10,13 @@ disagree. Only the fields the clerk entered are reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from credentials import doctypes
 from credentials.errors import ValidationError
 from issuer.contracts.agreements import rfc3339
+from issuer.contracts.forms import ContractorForm, TermsForm
 from issuer.contracts.models import Contract, Contractor
 from issuer.keys.service import City
 
@@ -51,14 +51,10 @@ class Terms:
     site: str | None
 
 
-def _text(form: Mapping[str, Any], name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def contractor_input(form: Mapping[str, Any]) -> ContractorInput:
-    """A contractor from form fields. Raises ``ValidationError`` keyed by field name."""
-    entered = {name: _text(form, name) for name in CONTRACTOR_FIELDS}
+def contractor_input(form: ContractorForm) -> ContractorInput:
+    """The contractor the clerk entered, checked. Raises ``ValidationError`` keyed by
+    field name."""
+    entered = {name: getattr(form, name) for name in CONTRACTOR_FIELDS}
     claims = doctypes.sample("contract")
     claims["contractor"] = {k: entered[k] for k in ("name", "corporate_number", "representative")}
     errors = _errors_of(claims, prefix="contractor.")
@@ -69,10 +65,10 @@ def contractor_input(form: Mapping[str, Any]) -> ContractorInput:
     return ContractorInput(**entered)
 
 
-def terms_input(form: Mapping[str, Any], *, city: City, contractor: Contractor) -> Terms:
-    """A contract's terms from form fields (amount with or without digit separators).
-    Raises ``ValidationError`` keyed by field name (``period_start``, …)."""
-    entered = {name: _text(form, name) for name in TERM_FIELDS}
+def terms_input(form: TermsForm, *, city: City, contractor: Contractor) -> Terms:
+    """The contract's terms the clerk entered, checked (amount with or without digit
+    separators). Raises ``ValidationError`` keyed by field name (``period_start``, …)."""
+    entered = {name: getattr(form, name) for name in TERM_FIELDS}
     errors: list[tuple[str, str, str]] = []
     amount_text = entered["amount_jpy"].replace(",", "").replace("，", "")
     amount: int | None = None

@@ -24,14 +24,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
+import issuer.contracts as contracts
 import issuer.contracts.pdf as contract_pdf
-import issuer.contracts.service as contracts
 import issuer.contracts.signing as contract_signing
 from credentials.errors import ValidationError
 from issuer.accounts.models import SUPERVISOR
 from issuer.certificates.forms import field_errors
 from issuer.city import city
 from issuer.contracts.agreements import AgreementError, to_sign
+from issuer.contracts.forms import ContractorForm, TermsForm
 from issuer.contracts.models import CONTRACTOR, ORDERER
 from issuer.db import get_session
 from issuer.web.auth import login_required, role_required
@@ -109,7 +110,9 @@ def new_contractor() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("issuer/contracts/contractor_form.html", values={}, errors={})
     try:
-        contracts.register_contractor(get_session(), request.form, clerk=g.user, now=time.time())
+        contracts.register_contractor(
+            get_session(), ContractorForm.from_form(request.form), clerk=g.user, now=time.time()
+        )
     except ValidationError as e:
         page = render_template(
             "issuer/contracts/contractor_form.html",
@@ -148,7 +151,7 @@ def create() -> ResponseReturnValue:
         pdf = _uploaded_pdf()
         contract = contracts.create_contract(
             session,
-            request.form,
+            TermsForm.from_form(request.form),
             pdf,
             contractor_id=request.form.get("contractor", ""),
             city=city(),
@@ -243,7 +246,13 @@ def amend(public_id: str) -> ResponseReturnValue:
     try:
         pdf = _uploaded_pdf()
         contract = contracts.amend(
-            session, public_id, request.form, pdf, city=city(), clerk=g.user, now=now
+            session,
+            public_id,
+            TermsForm.from_form(request.form),
+            pdf,
+            city=city(),
+            clerk=g.user,
+            now=now,
         )
     except ValidationError as e:
         return _form(request.form, field_errors(e.errors), previous=previous, status=400)

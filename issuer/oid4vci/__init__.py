@@ -11,7 +11,13 @@ from issuer.oid4vci.models import (
     Offer,
     UsedNonce,
 )
-from issuer.oid4vci.service import (
+from issuer.oid4vci.proofs import (
+    check_nonce,
+    mint_nonce,
+    proof_jwt,
+    verify_proof,
+)
+from issuer.oid4vci.protocol import (
     CONFIGURATIONS,
     DEFAULT_OFFER_TTL,
     FORMAT,
@@ -27,25 +33,23 @@ from issuer.oid4vci.service import (
     Delivered,
     NewOffer,
     NonceError,
-    NotDelivered,
     OfferError,
     Proof,
     TokenGrant,
     authorization_server_metadata,
+    issuer_metadata,
+    offer_document,
+    offer_uri,
+)
+from issuer.oid4vci.service import (
+    NotDelivered,
     authorize,
-    check_nonce,
     create_offer,
     deliver,
     evidence,
     evidence_document,
     exchange_code,
-    issuer_metadata,
-    mint_nonce,
-    offer_document,
     offer_state,
-    offer_uri,
-    proof_jwt,
-    verify_proof,
 )
 
 __all__ = [

@@ -27,11 +27,9 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,10 +38,7 @@ from anchor.anchoring import evidence_json
 from anchor.config import ChainConfig
 from anchor.queue import AnchorEvidence, enqueue, find_evidence
 from credentials import doctypes, sdjwt
-from credentials import jws as _jws
-from credentials.encoding import b64d, b64e
 from credentials.errors import ShomeiError
-from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
@@ -56,98 +51,30 @@ from issuer.oid4vci.models import (
     TOKEN_ISSUED,
     DeliveredCredential,
     Offer,
-    UsedNonce,
 )
-
-CONFIGURATIONS = (certificates.JUMINHYO, certificates.PARTNERSHIP, "contract")
-PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
-OFFER_SCHEME = "openid-credential-offer://"
-PROOF_TYP = "openid4vci-proof+jwt"
-FORMAT = "dc+sd-jwt"
-DEFAULT_OFFER_TTL = 600
-TOKEN_TTL = 300
-NONCE_TTL = 300
-MAX_TX_ATTEMPTS = 5
-TX_CODE_LENGTH = 6
-PROOF_MAX_AGE = 300  # a proof's iat may be this old...
-PROOF_SKEW = 60  # ...or this far in the future
-_NONCE_LABEL = b"shomei oid4vci c_nonce v1"
-_NONCE_RANDOM = 16
-_NONCE_MAC = 16
-
-
-class OfferError(ShomeiError):
-    """A refused offer, token or credential request. ``code`` is the error code of
-    RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status."""
-
-    def __init__(
-        self, code: str, ja: str, en: str, *, status: int = 400, extra: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(ja, en)
-        self.code = code
-        self.status = status
-        self.extra = extra or {}  # more members of the error response (never secrets)
-
-
-class NonceError(OfferError):
-    """The proof's ``c_nonce`` is unknown, expired or used: the wallet asks again."""
-
-    def __init__(self, ja: str, en: str) -> None:
-        super().__init__("invalid_nonce", ja, en)
-
-
-@dataclass(frozen=True, kw_only=True, repr=False)
-class NewOffer:
-    """What the clerk's page shows once: the offer's QR content and the tx_code."""
-
-    public_id: str
-    pre_authorized_code: str
-    tx_code: str
-    expires_at: float
-    uri: str  # openid-credential-offer://?credential_offer=…
-
-    def __repr__(self) -> str:
-        return f"NewOffer(public_id={self.public_id!r})"
-
-
-@dataclass(frozen=True, kw_only=True, repr=False)
-class TokenGrant:
-    access_token: str
-    expires_in: int
-    c_nonce: str
-    c_nonce_expires_in: int
-
-    def __repr__(self) -> str:
-        return "TokenGrant(…)"
-
-    def to_json(self) -> dict[str, Any]:
-        """The token response (RFC 6749 §5.1, with the c_nonce of earlier drafts)."""
-        return {
-            "access_token": self.access_token,
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-            "c_nonce": self.c_nonce,
-            "c_nonce_expires_in": self.c_nonce_expires_in,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Proof:
-    """A verified key proof: the wallet's public JWK, its thumbprint and the nonce."""
-
-    jwk: dict[str, str]
-    kid: str
-    nonce: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Delivered:
-    credential: str  # the holder-bound SD-JWT VC with every disclosure
-    leaf: bytes
-
-
-def _hash(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8")).digest()
+from issuer.oid4vci.proofs import (
+    _consume_nonce,
+    check_nonce,
+    mint_nonce,
+    proof_jwt,
+    verify_proof,
+)
+from issuer.oid4vci.protocol import (
+    MAX_TX_ATTEMPTS,
+    NONCE_TTL,
+    PRE_AUTHORIZED_GRANT,
+    TOKEN_TTL,
+    TX_CODE_LENGTH,
+    Delivered,
+    NewOffer,
+    NonceError,
+    OfferError,
+    Proof,
+    TokenGrant,
+    _hash,
+    offer_document,
+    offer_uri,
+)
 
 
 def _tx_hash(code: str, tx_code: str) -> bytes:
@@ -155,77 +82,6 @@ def _tx_hash(code: str, tx_code: str) -> bytes:
     return hashlib.sha256(
         b"shomei tx_code\x00" + code.encode() + b"\x00" + tx_code.encode()
     ).digest()
-
-
-# ------------------------------------------------------------------ metadata
-def _display(dt: doctypes.DocumentType) -> list[dict[str, str]]:
-    return [
-        {"name": dt.title("ja"), "locale": "ja-JP"},
-        {"name": dt.title("en"), "locale": "en-US"},
-    ]
-
-
-def issuer_metadata(city: City) -> dict[str, Any]:
-    """The Credential Issuer Metadata (OpenID4VCI 1.0 §12.2): endpoints and one
-    configuration per document type the clerk issues (its id is the type's name)."""
-    iss = city.issuer_id
-    configurations = {}
-    for name in CONFIGURATIONS:
-        dt = doctypes.get(name)
-        configurations[name] = {
-            "format": FORMAT,
-            "scope": name,
-            "vct": dt.vct_for(iss),  # resolves to the SD-JWT VC type metadata
-            "cryptographic_binding_methods_supported": ["jwk"],
-            "credential_signing_alg_values_supported": [_jws.ALG],
-            "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": [_jws.ALG]}},
-            "credential_metadata": {"display": _display(dt)},
-            "display": _display(dt),  # where drafts before 1.0 looked for it
-        }
-    return {
-        "credential_issuer": iss,
-        "credential_endpoint": f"{iss}/oid4vci/credential",
-        "nonce_endpoint": f"{iss}/oid4vci/nonce",
-        "token_endpoint": f"{iss}/oid4vci/token",
-        "display": [{"name": city.settings.name, "locale": "ja-JP"}],
-        "credential_configurations_supported": configurations,
-    }
-
-
-def authorization_server_metadata(city: City) -> dict[str, Any]:
-    """RFC 8414 metadata of the issuer acting as its own authorization server."""
-    return {
-        "issuer": city.issuer_id,
-        "token_endpoint": f"{city.issuer_id}/oid4vci/token",
-        "grant_types_supported": [PRE_AUTHORIZED_GRANT],
-        "pre-authorized_grant_anonymous_access_supported": True,
-        "token_endpoint_auth_methods_supported": ["none"],
-    }
-
-
-def offer_document(issuer_id: str, configuration: str, code: str) -> dict[str, Any]:
-    """The Credential Offer (OpenID4VCI 1.0 §4.1.1) for one pre-authorized code."""
-    return {
-        "credential_issuer": issuer_id,
-        "credential_configuration_ids": [configuration],
-        "grants": {
-            PRE_AUTHORIZED_GRANT: {
-                "pre-authorized_code": code,
-                "tx_code": {
-                    "input_mode": "numeric",
-                    "length": TX_CODE_LENGTH,
-                    "description": "窓口の画面に表示された6桁の番号 / "
-                    "the 6 digits shown at the counter",
-                },
-            }
-        },
-    }
-
-
-def offer_uri(document: dict[str, Any]) -> str:
-    """The offer by value, as a deep link a wallet's QR scanner opens."""
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return f"{OFFER_SCHEME}?credential_offer={quote(text, safe='')}"
 
 
 # ------------------------------------------------------------------ offers
@@ -391,102 +247,6 @@ def exchange_code(
         c_nonce=mint_nonce(city, now=now),
         c_nonce_expires_in=NONCE_TTL,
     )
-
-
-# ------------------------------------------------------------------ nonces
-def _nonce_key(city: City) -> bytes:
-    return hmac.new(city.storage_key, _NONCE_LABEL, hashlib.sha256).digest()
-
-
-def mint_nonce(city: City, *, now: float) -> str:
-    """A fresh ``c_nonce``, valid :data:`NONCE_TTL` seconds."""
-    body = int(now + NONCE_TTL).to_bytes(8, "big") + secrets.token_bytes(_NONCE_RANDOM)
-    mac = hmac.new(_nonce_key(city), body, hashlib.sha256).digest()[:_NONCE_MAC]
-    return b64e(body + mac)
-
-
-def check_nonce(city: City, nonce: str, *, now: float) -> float:
-    """The expiry of a ``c_nonce`` this issuer minted that has not expired. Raises
-    :class:`NonceError` (used nonces are refused by :func:`deliver`)."""
-    try:
-        raw = b64d(nonce)
-    except (ValueError, TypeError):
-        raw = b""
-    size = 8 + _NONCE_RANDOM + _NONCE_MAC
-    if len(raw) != size:
-        raise NonceError("c_nonce が不正です", "the c_nonce is not one of this issuer's")
-    body, mac = raw[:-_NONCE_MAC], raw[-_NONCE_MAC:]
-    expected = hmac.new(_nonce_key(city), body, hashlib.sha256).digest()[:_NONCE_MAC]
-    if not hmac.compare_digest(mac, expected):
-        raise NonceError("c_nonce が不正です", "the c_nonce is not one of this issuer's")
-    expires = float(int.from_bytes(body[:8], "big"))
-    if expires <= now:
-        raise NonceError("c_nonce の期限が切れています", "the c_nonce expired")
-    return expires
-
-
-def _consume_nonce(session: Session, nonce: str, expires: float, *, now: float) -> None:
-    session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
-    digest = _hash(nonce)
-    if session.get(UsedNonce, digest) is not None:
-        raise NonceError("この c_nonce はすでに使われています", "the c_nonce was already used")
-    session.add(UsedNonce(nonce_hash=digest, expires_at=expires))
-    session.flush()
-
-
-# ------------------------------------------------------------------ proofs
-def _bad_proof(ja: str, en: str) -> OfferError:
-    return OfferError("invalid_proof", f"鍵の証明が不正です: {ja}", f"invalid key proof: {en}")
-
-
-def verify_proof(token: Any, *, audience: str, now: float) -> Proof:
-    """The wallet's key from a JWT key proof (OpenID4VCI 1.0 Appendix F.1): typ
-    ``openid4vci-proof+jwt``, ES256 only, the key as a public ``jwk`` header, signed by
-    it, ``aud`` the issuer, ``iat`` recent, a ``nonce``. The nonce itself is checked
-    by the caller. Raises :class:`OfferError` (``invalid_proof``)."""
-    if not isinstance(token, str) or len(token) > 8192:
-        raise _bad_proof("JWTがありません", "no proof JWT")
-    try:
-        jws = _jws.CompactJws(token, what="鍵の証明", what_en="key proof")
-        jws.check_header(typ=PROOF_TYP, what="鍵の証明", what_en="key proof")
-        header = jws.unverified_header
-        if "kid" in header or "x5c" in header:
-            raise _bad_proof("jwk 以外の鍵指定は使えません", "only a jwk header names the key")
-        jwk = header.get("jwk")
-        key = public_key_from_jwk(jwk)
-        jws.verify(key, what="鍵の証明", what_en="key proof")
-    except ShomeiError as e:
-        if isinstance(e, OfferError):
-            raise
-        raise _bad_proof(e.ja, e.en) from None
-    claims = jws.unverified_payload
-    if claims.get("aud") != audience:
-        raise _bad_proof("aud が発行者と一致しません", "aud is not this credential issuer")
-    iat = claims.get("iat")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
-        raise _bad_proof("iat がありません", "no iat")
-    if not now - PROOF_MAX_AGE - PROOF_SKEW <= iat <= now + PROOF_SKEW:
-        raise _bad_proof("iat が古すぎるか未来です", "iat is stale or in the future")
-    nonce = claims.get("nonce")
-    if not isinstance(nonce, str) or not nonce:
-        raise NonceError("鍵の証明に c_nonce がありません", "the proof carries no nonce")
-    assert isinstance(jwk, dict)  # public_key_from_jwk accepted it
-    public = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
-    return Proof(jwk=public, kid=jwk_thumbprint(public), nonce=nonce)
-
-
-def proof_jwt(body: Any) -> Any:
-    """The one JWT proof of a credential request: ``proof`` (drafts) or ``proofs``
-    (1.0) with exactly one ``jwt``. Raises :class:`OfferError` (``invalid_proof``)."""
-    proof, proofs = body.get("proof"), body.get("proofs")
-    if proof is not None and proofs is None and isinstance(proof, dict):
-        if proof.get("proof_type") == "jwt":
-            return proof.get("jwt")
-    if proofs is not None and proof is None and isinstance(proofs, dict):
-        jwts = proofs.get("jwt")
-        if set(proofs) == {"jwt"} and isinstance(jwts, list) and len(jwts) == 1:
-            return jwts[0]
-    raise _bad_proof("JWTの証明が1つだけ必要です", "exactly one jwt proof is required")
 
 
 # ------------------------------------------------------------------ delivery

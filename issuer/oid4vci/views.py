@@ -24,10 +24,10 @@ from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import issuer.oid4vci as oid4vci
 from anchor.config import ChainConfig, ConfigError
 from issuer.city import city
 from issuer.db import get_session
-from issuer.oid4vci import service as oid4vci
 from issuer.web import csrf
 
 bp = Blueprint("oid4vci", __name__)
