@@ -15,7 +15,7 @@ from issuer.accounts import passwords
 from issuer.accounts import views as accounts_views
 from issuer.audit import views as audit_views
 from issuer.certificates import views as certificates_views
-from issuer.certificates import wellknown
+from issuer.certificates import wellknown_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         certificates_views.bp,
         accounts_views.bp,
         audit_views.bp,
-        wellknown.bp,
+        wellknown_views.bp,
         keys_views.bp,
         oid4vci_views.bp,
         contracts_views.bp,

@@ -108,6 +108,47 @@ def test_the_wallet_never_imports_the_issuer_or_the_verifier(path: Path):
     assert not bad, f"{path.name} imports {bad}: the wallet never imports issuer or verifier"
 
 
+ISSUER_FEATURES = ("accounts", "audit", "certificates", "contracts", "keys", "oid4vci")
+ISSUER_SERVICES = [
+    path
+    for feature in ISSUER_FEATURES
+    for path in files_under(f"issuer/{feature}")
+    if not path.stem.endswith("views") and path.stem != "cli"
+]
+#: The request-bound globals: a service gets its session, city and user as arguments.
+REQUEST_GLOBALS = {"issuer.db", "issuer.city", "issuer.app"}
+
+
+@pytest.mark.parametrize("path", ISSUER_SERVICES, ids=rel(ISSUER_SERVICES))
+def test_the_issuers_services_know_no_request(path: Path):
+    """A feature's models, services and forms import no Flask, no web3, not the app's
+    session global or edges: only its ``*views.py`` modules (and ``cli.py``) do."""
+    bad = sorted(
+        m
+        for m in imports_of(path)
+        if top(m) in WEB
+        or m in REQUEST_GLOBALS
+        or m.startswith("issuer.web")
+        or m.endswith("views")
+    )
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_the_issuers_features_are_packages():
+    assert len(ISSUER_SERVICES) >= 20
+    flat = sorted(p.name for p in (ROOT / "issuer").glob("*.py"))
+    assert flat == [
+        "__init__.py",
+        "app.py",
+        "city.py",
+        "cli.py",
+        "config.py",
+        "db.py",
+        "models.py",
+        "worker.py",
+    ]
+
+
 def test_merkle_is_pure():
     path = ROOT / "anchor" / "merkle.py"
     bad = sorted(m for m in imports_of(path) if top(m) in WEB)

@@ -23,7 +23,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 import issuer.certificates.forms as forms
-import issuer.certificates.offer_page as offer_page
+import issuer.certificates.offer_views as offer_views
 import issuer.certificates.printing as printing
 import issuer.certificates.service as certificates
 import issuer.oid4vci as oid4vci
@@ -144,7 +144,7 @@ def show(public_id: str) -> ResponseReturnValue:
     return _certificate_page(public_id)
 
 
-def _certificate_page(public_id: str, offer: offer_page.OfferView | None = None) -> str:
+def _certificate_page(public_id: str, offer: offer_views.OfferView | None = None) -> str:
     session = get_session()
     try:
         opened = certificates.open_certificate(
@@ -178,7 +178,7 @@ def create_offer(public_id: str) -> ResponseReturnValue:
     except oid4vci.OfferError as e:
         flash(t(e.ja, e.en), "error")
         return redirect(url_for("certificates.show", public_id=public_id)), 303
-    offer_page.keep(new, city=issuer)
+    offer_views.keep(new, city=issuer)
     target = url_for("certificates.show_offer", public_id=public_id, offer_id=new.public_id)
     return redirect(target), 303
 
@@ -189,7 +189,7 @@ def show_offer(public_id: str, offer_id: str) -> ResponseReturnValue:
     state = oid4vci.offer_state(get_session(), offer_id, cert_id=public_id, now=time.time())
     if state is None:
         abort(404)
-    return _certificate_page(public_id, offer_page.offer_view(offer_id, state, city=city()))
+    return _certificate_page(public_id, offer_views.offer_view(offer_id, state, city=city()))
 
 
 @bp.get("/<public_id>/anchor.json")
