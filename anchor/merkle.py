@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from credentials.encoding import b64d, b64e, loads_strict
+from credentials.encoding import Leb128Error, b64d, b64e, leb128, loads_strict, read_leb128
 from credentials.errors import AnchorError, InvalidCredential
 
 HASH_SIZE = 32
@@ -390,14 +390,14 @@ def _b64d_digest(text: object) -> bytes:
 
 def _varint(value: int) -> bytes:
     """Return ``value`` as an unsigned LEB128 varint. Raises ``ValueError`` if out of range."""
-    if type(value) is not int or not 0 <= value <= MAX_NUMBER:
-        raise ValueError(f"receipt numbers must be integers in 0..2**64-1, not {value!r}")
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return leb128(value, max_value=MAX_NUMBER)
+
+
+_VARINT_PROBLEMS = {
+    "truncated": "truncated number",
+    "non-minimal": "non-minimal number",
+    "too-large": "number above 2**64-1 or longer than 10 bytes",
+}
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -407,17 +407,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     after other bytes), longer than 10 bytes, or above ``2**64 - 1``: one number, one
     encoding.
     """
-    value = 0
-    for shift in range(0, 70, 7):
-        if pos >= len(data):
-            raise _malformed("truncated number")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if byte == 0 and shift:
-                raise _malformed("non-minimal number")
-            if value > MAX_NUMBER:
-                raise _malformed("number above 2**64-1")
-            return value, pos
-    raise _malformed("number longer than 10 bytes")
+    try:
+        return read_leb128(data, pos, max_value=MAX_NUMBER)
+    except Leb128Error as e:
+        raise _malformed(_VARINT_PROBLEMS[e.reason]) from None

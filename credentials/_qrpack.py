@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ._b64 import b64d, b64e
+from ._leb128 import Leb128Error, leb128, read_leb128
 from .errors import InvalidCredential
 
 # Format version 1 depends on every byte of this dictionary: a decoder inflates with the
@@ -54,6 +55,13 @@ def _corrupt(ja: str, en: str) -> InvalidCredential:
 # --------------------------------------------------------------------------- reading
 
 
+_VARINT_PROBLEMS = {
+    "truncated": ("長さが範囲を超えています", "a length overruns the data"),
+    "non-minimal": ("長さの符号化が不正です", "non-minimal length encoding"),
+    "too-large": ("長さが大きすぎます", "length encoding too long"),
+}
+
+
 class _Reader:
     """Cursor over untrusted bytes; every overrun is an ``InvalidCredential``."""
 
@@ -76,16 +84,11 @@ class _Reader:
 
     def varint(self) -> int:
         """Read a minimal LEB128 integer below 2**28."""
-        value = shift = 0
-        while shift < 28:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                if b == 0 and shift:
-                    raise _corrupt("長さの符号化が不正です", "non-minimal length encoding")
-                return value
-            shift += 7
-        raise _corrupt("長さが大きすぎます", "length encoding too long")
+        try:
+            value, self._pos = read_leb128(self._data, self._pos, max_value=2**28 - 1)
+        except Leb128Error as e:
+            raise _corrupt(*_VARINT_PROBLEMS[e.reason]) from None
+        return value
 
     def chunk(self) -> bytes:
         return self.take(self.varint())
@@ -98,12 +101,7 @@ class _Reader:
 
 
 def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return leb128(n)
 
 
 def _tlv(kind: int, value: bytes) -> bytes:

@@ -2,12 +2,11 @@
 
 Each ``agreements`` entry says who signed (``party``), when (``signed_at``), with which
 key (``key_thumbprint``, RFC 7638) and the ES256 signature (r‖s, base64url) of the
-party's agreement JWS: header ``{"alg": "ES256", "typ": "shomei-contract-agreement+jwt",
-"jwk": <public key>}``, payload ``{"aud", "contract_number", "document_sha256", "party",
-"iat", "nonce"}``. The entry alone carries neither the public key nor the nonce, so a
-signature can be checked only when the whole JWS comes with it (an attachment of the
-contract PDF); without it the verifier checks what it can (the entry is well formed,
-the orderer's key is one of the issuer's) and says that the signature was not checked.
+party's agreement JWS (the format is the core's, :mod:`credentials.agreement`). The entry
+alone carries neither the public key nor the nonce, so a signature can be checked only
+when the whole JWS comes with it (an attachment of the contract PDF); without it the
+verifier checks what it can (the entry is well formed, the orderer's key is one of the
+issuer's) and says that the signature was not checked.
 """
 
 from __future__ import annotations
@@ -18,15 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from credentials import jws as _jws
+from credentials.agreement import (
+    PARTIES,
+    AgreementFormatError,
+    UnverifiedAgreement,
+    looks_like_agreement,
+)
 from credentials.encoding import b64d
 from credentials.errors import ShomeiError
-from credentials.keys import jwk_thumbprint, public_jwk, public_key_from_jwk
+from credentials.keys import jwk_thumbprint, public_jwk
 
-TYP = "shomei-contract-agreement+jwt"
-PARTIES = ("orderer", "contractor")
-MAX_TOKEN = 4096
-_WHAT, _WHAT_EN = "合意の署名", "agreement"
 _PARTY = {"orderer": ("発注者", "orderer"), "contractor": ("受注者", "contractor")}
 
 Status = Literal["pass", "fail", "warn"]
@@ -61,20 +61,11 @@ class _Refused(ShomeiError):
     pass
 
 
-def is_agreement_jws(text: str) -> bool:
-    """Whether ``text`` looks like an agreement JWS (its unverified ``typ``)."""
-    if not 0 < len(text) <= MAX_TOKEN or text.count(".") != 2:
-        return False
-    try:
-        jws = _jws.CompactJws(text, what=_WHAT, what_en=_WHAT_EN)
-    except ShomeiError:
-        return False
-    return jws.unverified_header.get("typ") == TYP
-
-
 def tokens_in(texts: Iterable[str | None]) -> tuple[str, ...]:
     """The agreement JWSs among ``texts`` (attachments; several per text allowed)."""
-    return tuple(word for text in texts for word in (text or "").split() if is_agreement_jws(word))
+    return tuple(
+        word for text in texts for word in (text or "").split() if looks_like_agreement(word)
+    )
 
 
 def issuer_key_lookup(resolve: Callable[[str], Any]) -> IssuerKey:
@@ -232,27 +223,15 @@ def _verify_token(
 ) -> None:
     """Check one agreement JWS against its entry. Raises :class:`_Refused`."""
     try:
-        jws = _jws.CompactJws(token, what=_WHAT, what_en=_WHAT_EN)
-        jws.check_header(typ=TYP, what=_WHAT, what_en=_WHAT_EN)
-        header = jws.unverified_header
-        if set(header) - {"alg", "typ", "jwk"}:
-            raise _Refused("ヘッダーに余分な項目があります", "unexpected header members")
-        key = public_key_from_jwk(header.get("jwk"))
-        thumbprint = jwk_thumbprint(header["jwk"])
-    except _Refused:
-        raise
-    except ShomeiError as e:
+        unverified = UnverifiedAgreement.parse(token)
+        if not hmac.compare_digest(unverified.thumbprint, entry.key_thumbprint):
+            raise _Refused(
+                "鍵の指紋が一致しません（別の鍵で署名されています）",
+                "the key thumbprint does not match (signed with another key)",
+            )
+        payload = unverified.verify()
+    except AgreementFormatError as e:
         raise _Refused(e.ja, e.en) from None
-    if not hmac.compare_digest(thumbprint, entry.key_thumbprint):
-        raise _Refused(
-            "鍵の指紋が一致しません（別の鍵で署名されています）",
-            "the key thumbprint does not match (signed with another key)",
-        )
-    try:
-        jws.verify(key, what=_WHAT, what_en=_WHAT_EN)
-    except ShomeiError as e:
-        raise _Refused(e.ja, e.en) from None
-    payload = jws.unverified_payload
     expected = {
         "aud": issuer,
         "contract_number": claims.get("contract_number"),

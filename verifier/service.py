@@ -18,11 +18,12 @@ from typing import Any
 from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
+from credentials.agreement import looks_like_agreement
 from credentials.encoding import JST
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
 from . import documents, inputs
-from .agreements import is_agreement_jws, tokens_in
+from .agreements import tokens_in
 from .documents import CheckedPdf
 from .inputs import LinkFetcher, Presentation
 from .policy import VerificationResult, Verifier
@@ -161,7 +162,7 @@ def attached_credential(pdf: CheckedPdf) -> str | None:
     found: list[tuple[bool, int, str]] = []
     for attachment in pdf.attachments:
         text = attachment.text()
-        if text and not is_agreement_jws(text) and (kind := qr.classify(text)) is not None:
+        if text and not looks_like_agreement(text) and (kind := qr.classify(text)) is not None:
             found.append((kind != "embedded", len(found), text))
     return min(found)[2] if found else None
 
