@@ -23,7 +23,7 @@ from anchor import evidence as anchor_evidence
 from anchor.config import ChainConfig
 from anchor.config import data_dir as config_data_dir
 from credentials import doctypes, qr, sdjwt
-from credentials.errors import InvalidCredential, NotACredential, ShomeiError, ValidationError
+from credentials.errors import InvalidCredential, ShomeiError, ValidationError
 from credentials.keys import SigningKey, jwk_thumbprint
 from issuer import cli as issuer_cli
 from issuer.audit.cli import audit_group
@@ -363,7 +363,7 @@ def verify(
             _fail(f"--at の日時が不正です / bad --at time: {at}")
     try:
         pres = inputs.from_bytes(data)
-    except NotACredential as e:
+    except inputs.InputError as e:
         _fail(e)
         raise
     except InvalidCredential as e:

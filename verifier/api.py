@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
 
-from . import openapi, service
+from . import inputs, openapi, service
 from .http import upload_part
-from .service import InputError
+from .inputs import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -116,7 +116,7 @@ def scan() -> Response:
         frame = _uploaded()
     else:
         raise _UNSUPPORTED
-    texts = service.qr_texts(frame)
+    texts = inputs.qr_texts(frame)
     if not texts:
         return jsonify({"found": False})
     return jsonify({"found": True, "payload": texts[0], **_verify(texts[0])})

@@ -21,8 +21,8 @@ from werkzeug.exceptions import HTTPException
 
 from . import documents, i18n
 from .http import HTTP_CODES, lang
+from .inputs import InputError
 from .ratelimit import RateLimiter
-from .service import InputError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_UPLOAD = 5 * 1024 * 1024

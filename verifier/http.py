@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import current_app, request
 
 from . import i18n
-from .service import InputError
+from .inputs import InputError
 
 HTTP_CODES = {
     400: ("bad_request", "リクエストが不正です", "bad request"),

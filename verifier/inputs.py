@@ -1,19 +1,27 @@
-"""Turn whatever a company hands the verifier into a presentation string.
+"""Turn whatever a company hands the verifier into a presentation: the one decoder of
+the web pages, the API and ``shomei verify``.
 
-Accepted: an SD-JWT (VC or presentation), an embedded-mode QR payload (``SH1:…``), or an
-image (PNG, JPEG, GIF, WebP, BMP) of such a QR. Link-mode QRs need the relay, which a
-caller passes as ``fetch_link``.
+Accepted: an SD-JWT (VC or presentation), an embedded-mode QR payload (``SH1:…``), a
+link-mode QR payload (opened through ``fetch_link``), or a file: an image (PNG, JPEG,
+GIF, WebP, BMP) or a PDF whose first page shows such a QR, or text. Input that is no
+credential at all raises :class:`InputError` (an error code and an HTTP status for the
+client); a damaged payload raises ``InvalidCredential``, which callers report as a
+failed ``format`` check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from credentials import qr
-from credentials.errors import InvalidCredential, NotACredential
+from credentials.errors import InvalidCredential, ShomeiError
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+_PDF_MAGIC = b"%PDF-"
+#: The first page of a PDF is rendered at this scale (about 216 dpi) to find its QR.
+_PDF_SCALE = 3.0
 MAX_INPUT = 20 * 1024 * 1024
 
 #: Fetches and opens a link-mode presentation; raises :class:`InvalidCredential`.
@@ -26,52 +34,124 @@ class Presentation:
 
     text: str
     evidence: bytes | None
-    source: str  # "sd-jwt" | "embedded" | "link" | "image"
+    source: str  # "sd-jwt" | "embedded" | "link"
 
 
 def is_image(data: bytes) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
-def from_text(text: str, *, fetch_link: LinkFetcher | None = None) -> Presentation:
-    """Classify and decode text. Raises :class:`NotACredential` for text that is no
-    credential at all and :class:`InvalidCredential` for a damaged one."""
-    text = text.strip()
-    kind = qr.classify(text)
-    if kind == "sd-jwt":
-        return Presentation(text=text, evidence=None, source="sd-jwt")
+def from_bytes(data: bytes, *, fetch_link: LinkFetcher | None = None) -> Presentation:
+    """The presentation in a file's bytes (see :func:`file_text`, :func:`from_text`)."""
+    return from_text(file_text(data), fetch_link=fetch_link)
+
+
+def _decode(text: str, kind: str, fetch_link: LinkFetcher | None) -> Presentation:
     if kind == "embedded":
         payload = qr.decode_embedded(text)
         return Presentation(text=payload.presentation, evidence=payload.evidence, source="embedded")
-    if kind == "link":
-        if fetch_link is None:
-            raise InvalidCredential(
-                "リンク形式のQRコードです。中継サーバーに接続できる環境で確認してください",
-                "this is a link-mode QR; verify it where the relay can be reached",
-            )
+    if kind == "link" and fetch_link is not None:
         payload = fetch_link(qr.LinkRef.parse(text))
         return Presentation(text=payload.presentation, evidence=payload.evidence, source="link")
-    raise NotACredential(
-        "証明書またはQRコードの内容ではありません", "not a credential or a Shomei QR payload"
-    )
+    return Presentation(text=text, evidence=None, source="sd-jwt")
 
 
-def from_bytes(data: bytes, *, fetch_link: LinkFetcher | None = None) -> Presentation:
-    """Decode a file's bytes: an image of a QR code, or text. Raises like
-    :func:`from_text`."""
-    if len(data) > MAX_INPUT:
-        raise NotACredential("ファイルが大きすぎます", "file too large")
-    if is_image(data):
-        texts = qr.decode_image(data)
-        if not texts:
-            raise NotACredential(
-                "画像からQRコードを読み取れませんでした", "no QR code could be read from the image"
-            )
-        return from_text(texts[0], fetch_link=fetch_link)
+class InputError(ShomeiError):
+    """Input the verifier cannot use at all; ``code`` and ``status`` go to the client."""
+
+    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
+        super().__init__(ja, en)
+        self.code = code
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the API's error document ``{"error": {"code", "message": {ja, en}}}``."""
+        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
+
+
+def from_text(text: str, *, fetch_link: LinkFetcher | None = None) -> Presentation:
+    """Return the presentation in pasted or scanned text.
+
+    Raises :class:`InputError` for text that is no credential or a link-mode QR without a
+    configured relay, and :class:`InvalidCredential` for a damaged payload (which the
+    caller reports as a failed ``format`` check, as the CLI does).
+    """
+    text = text.strip()
+    kind = qr.classify(text)
+    if kind is None:
+        raise InputError(
+            "not_a_credential",
+            "証明書またはQRコードの内容ではありません",
+            "not a credential or a Shomei QR payload",
+        )
+    if kind == "link" and fetch_link is None:
+        raise InputError(
+            "link_not_configured",
+            "リンク形式のQRコードです。この確認サービスでは中継サーバーが設定されていません",
+            "this is a link-mode QR code; no relay is configured on this verifier",
+        )
+    return _decode(text, kind, fetch_link)
+
+
+def qr_texts(data: bytes) -> list[str]:
+    """Return the texts of the QR codes in an image or on a PDF's first page (possibly
+    none). Raises :class:`InputError` for an image or PDF that cannot be read."""
     try:
-        text = data.decode("utf-8")
+        if data.startswith(_PDF_MAGIC):
+            data = _first_page_png(data)
+        return qr.decode_image(data)
+    except ShomeiError as e:
+        raise InputError("unreadable_image", e.ja, e.en) from None
+
+
+def file_text(data: bytes) -> str:
+    """Return the text an uploaded file carries: the QR code's text for an image or a
+    PDF (the first of ours when a photo holds several codes), else the file as UTF-8.
+    Raises :class:`InputError` for an unreadable image, one without a QR code, and a
+    file that is neither text nor an image."""
+    if len(data) > MAX_INPUT:
+        raise InputError("too_large", "ファイルが大きすぎます", "file too large", status=413)
+    if is_image(data) or data.startswith(_PDF_MAGIC):
+        texts = qr_texts(data)
+        if not texts:
+            raise InputError(
+                "no_qr_found",
+                "QRコードを読み取れませんでした",
+                "no QR code could be read",
+            )
+        ours = [t for t in texts if qr.classify(t.strip()) is not None]
+        return (ours or texts)[0]
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise NotACredential(
-            "テキストでも画像でもないファイルです", "the file is neither text nor an image"
+        raise InputError(
+            "not_a_credential",
+            "テキストでも画像でもないファイルです",
+            "the file is neither text nor an image",
         ) from None
-    return from_text(text, fetch_link=fetch_link)
+
+
+def _first_page_png(pdf: bytes) -> bytes:
+    """Render the first page of a PDF to PNG bytes. Raises :class:`InvalidCredential`
+    for a PDF that cannot be opened or has no page."""
+    import io
+
+    try:
+        import pypdfium2 as pdfium  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise InvalidCredential(
+            "この環境ではPDFを読み込めません", "PDF input is not available here"
+        ) from None
+    try:
+        doc = pdfium.PdfDocument(pdf)
+        try:
+            if len(doc) == 0:
+                raise InvalidCredential("PDFにページがありません", "the PDF has no pages")
+            image = doc[0].render(scale=_PDF_SCALE).to_pil()
+        finally:
+            doc.close()
+    except pdfium.PdfiumError:
+        raise InvalidCredential("PDFを読み込めません", "unreadable PDF") from None
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

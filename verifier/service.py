@@ -13,7 +13,6 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from anchor import evidence as anchor_evidence
 from anchor import merkle
@@ -22,114 +21,11 @@ from credentials.agreement import looks_like_agreement
 from credentials.encoding import JST
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
-from . import documents, inputs
+from . import documents
 from .agreements import tokens_in
 from .documents import CheckedPdf
-from .inputs import LinkFetcher, Presentation
+from .inputs import InputError, LinkFetcher, file_text, from_text
 from .policy import VerificationResult, Verifier
-
-_PDF_MAGIC = b"%PDF-"
-#: The first page of a PDF is rendered at this scale (about 216 dpi) to find its QR.
-_PDF_SCALE = 3.0
-
-
-class InputError(ShomeiError):
-    """Input the verifier cannot use at all; ``code`` and ``status`` go to the client."""
-
-    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
-        super().__init__(ja, en)
-        self.code = code
-        self.status = status
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the API's error document ``{"error": {"code", "message": {ja, en}}}``."""
-        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
-
-
-def decode_text(text: str, *, fetch_link: LinkFetcher | None) -> Presentation:
-    """Return the presentation in pasted or scanned text.
-
-    Raises :class:`InputError` for text that is no credential or a link-mode QR without a
-    configured relay, and :class:`InvalidCredential` for a damaged payload (which the
-    caller reports as a failed ``format`` check, as the CLI does).
-    """
-    text = text.strip()
-    kind = qr.classify(text)
-    if kind is None:
-        raise InputError(
-            "not_a_credential",
-            "証明書またはQRコードの内容ではありません",
-            "not a credential or a Shomei QR payload",
-        )
-    if kind == "link" and fetch_link is None:
-        raise InputError(
-            "link_not_configured",
-            "リンク形式のQRコードです。この確認サービスでは中継サーバーが設定されていません",
-            "this is a link-mode QR code; no relay is configured on this verifier",
-        )
-    return inputs.from_text(text, fetch_link=fetch_link)
-
-
-def qr_texts(data: bytes) -> list[str]:
-    """Return the texts of the QR codes in an image or on a PDF's first page (possibly
-    none). Raises :class:`InputError` for an image or PDF that cannot be read."""
-    try:
-        if data.startswith(_PDF_MAGIC):
-            data = _first_page_png(data)
-        return qr.decode_image(data)
-    except ShomeiError as e:
-        raise InputError("unreadable_image", e.ja, e.en) from None
-
-
-def upload_text(data: bytes) -> str:
-    """Return the text an uploaded file carries: the QR code's text for an image or a
-    PDF (the first of ours when a photo holds several codes), else the file as UTF-8.
-    Raises :class:`InputError` for an unreadable image, one without a QR code, and a
-    file that is neither text nor an image."""
-    if inputs.is_image(data) or data.startswith(_PDF_MAGIC):
-        texts = qr_texts(data)
-        if not texts:
-            raise InputError(
-                "no_qr_found",
-                "QRコードを読み取れませんでした",
-                "no QR code could be read",
-            )
-        ours = [t for t in texts if qr.classify(t.strip()) is not None]
-        return (ours or texts)[0]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(
-            "not_a_credential",
-            "テキストでも画像でもないファイルです",
-            "the file is neither text nor an image",
-        ) from None
-
-
-def _first_page_png(pdf: bytes) -> bytes:
-    """Render the first page of a PDF to PNG bytes. Raises :class:`InvalidCredential`
-    for a PDF that cannot be opened or has no page."""
-    import io
-
-    try:
-        import pypdfium2 as pdfium  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise InvalidCredential(
-            "この環境ではPDFを読み込めません", "PDF input is not available here"
-        ) from None
-    try:
-        doc = pdfium.PdfDocument(pdf)
-        try:
-            if len(doc) == 0:
-                raise InvalidCredential("PDFにページがありません", "the PDF has no pages")
-            image = doc[0].render(scale=_PDF_SCALE).to_pil()
-        finally:
-            doc.close()
-    except pdfium.PdfiumError:
-        raise InvalidCredential("PDFを読み込めません", "unreadable PDF") from None
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +85,7 @@ def submission(
             text = attached_credential(carrier) if carrier else None
             if carrier is not None and text is not None:
                 return Submission(text=text, document=carrier)
-        return Submission(text=upload_text(file), document=pdf)
+        return Submission(text=file_text(file), document=pdf)
     if pasted.strip():
         return Submission(text=pasted.strip(), document=pdf)
     if pdf is None:
@@ -266,7 +162,7 @@ def verify_text(
             status=413,
         )
     try:
-        pres = decode_text(text, fetch_link=fetch_link)
+        pres = from_text(text, fetch_link=fetch_link)
     except NotACredential as e:
         raise InputError("not_a_credential", e.ja, e.en) from None
     except InvalidCredential as e:

@@ -14,7 +14,7 @@ from credentials import doctypes, qr
 
 from . import display, requests, service
 from .http import lang, upload_part
-from .service import InputError
+from .inputs import InputError
 
 bp = Blueprint("web", __name__)
 
