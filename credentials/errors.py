@@ -7,6 +7,8 @@ where they enter the package, so callers catch one family.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ShomeiError(Exception):
     """Base class of every error Shomei raises on purpose."""
@@ -19,6 +21,30 @@ class ShomeiError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+class CodedError(ShomeiError):
+    """An error a service answers a client with: a short machine ``code``, the HTTP
+    ``status``, the message in Japanese and English, and ``extra`` members for the
+    answer (never secrets). Every app's JSON APIs answer with :meth:`to_json`."""
+
+    def __init__(
+        self,
+        code: str,
+        ja: str,
+        en: str,
+        *,
+        status: int = 400,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(ja, en)
+        self.code = code
+        self.status = status
+        self.extra = dict(extra or {})
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON error document: ``{"error": {"code", "message": {"ja", "en"}}}``."""
+        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
 
 
 class InvalidCredential(ShomeiError):

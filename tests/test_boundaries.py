@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_PACKAGES = {"issuer", "verifier", "anchor", "wallet_demo", "shomei_cli"}
+APP_PACKAGES = {"issuer", "verifier", "anchor", "wallet_demo", "shomei_cli", "edges"}
 WEB = {"flask", "web3", "werkzeug", "eth_tester", "eth_account"}
 
 
@@ -149,6 +149,16 @@ def test_the_issuers_features_are_packages():
     ]
 
 
+EDGES = files_under("edges")
+
+
+@pytest.mark.parametrize("path", EDGES, ids=rel(EDGES))
+def test_the_shared_edges_import_the_core_at_most(path: Path):
+    """The apps' shared edges (headers, the JSON error document) know no app."""
+    bad = sorted(m for m in imports_of(path) if top(m) in APP_PACKAGES - {"edges"} | {"web3"})
+    assert not bad, f"{path.name} imports {bad}: edges -> credentials at most"
+
+
 def test_merkle_is_pure():
     path = ROOT / "anchor" / "merkle.py"
     bad = sorted(m for m in imports_of(path) if top(m) in WEB)
@@ -199,7 +209,7 @@ def test_test_modules_have_unique_names():
 
 
 # --------------------------------------------------------------------------- the graph
-PRODUCT_PACKAGES = ("credentials", "anchor", "issuer", "verifier", "wallet_demo")
+PRODUCT_PACKAGES = ("credentials", "anchor", "edges", "issuer", "verifier", "wallet_demo")
 
 
 def product_modules() -> dict[str, Path]:

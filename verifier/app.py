@@ -15,9 +15,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
+
+from edges import HeaderPolicy, from_http, install_headers, json_error
 
 from . import documents, i18n
 from .http import HTTP_CODES, lang
@@ -35,6 +37,14 @@ CSP = (
     "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 _log = logging.getLogger("shomei.verifier")
+
+
+def _no_store_but_static() -> str | None:
+    # Results carry personal data: no browser or proxy may keep them.
+    return "no-store" if request.endpoint != "static" else None
+
+
+HEADERS = HeaderPolicy(csp=CSP, permissions="camera=(self)", cache_control=_no_store_but_static)
 
 _INTERNAL = InputError(
     "internal",
@@ -95,7 +105,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.before_request(_rate_limit)
     app.before_request(_document_upload_limit)
-    app.after_request(_headers)
+    install_headers(app, HEADERS)
     app.register_error_handler(InputError, _input_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -152,26 +162,13 @@ def _limiter() -> RateLimiter | None:
     return limiter
 
 
-def _headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Permissions-Policy", "camera=(self)")
-    headers.setdefault("X-Frame-Options", "DENY")
-    if request.endpoint != "static":
-        # Results carry personal data: no browser or proxy may keep them.
-        headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
 def _error_response(err: InputError) -> Response:
     if _wants_json():
-        response = jsonify(err.to_json())
+        response = json_error(err)
     else:
         message = err.en if lang() == "en" else err.ja
         response = Response(render_template("verifier/error.html", message=message))
@@ -185,8 +182,8 @@ def _input_error(err: InputError) -> Response:
 
 def _http_error(err: HTTPException) -> Response:
     status = err.code or 500
-    code, ja, en = HTTP_CODES.get(status, ("http_error", "リクエストを処理できません", "error"))
-    response = _error_response(InputError(code, ja, en, status=status))
+    coded = from_http(err)
+    response = _error_response(InputError(coded.code, coded.ja, coded.en, status=status))
     if status == 405 and err.get_headers():
         allow = dict(err.get_headers()).get("Allow")
         if allow:

@@ -7,25 +7,13 @@ from __future__ import annotations
 
 from flask import current_app, request
 
+from edges import HTTP_ERRORS
+
 from . import i18n
 from .inputs import InputError
 
-HTTP_CODES = {
-    400: ("bad_request", "リクエストが不正です", "bad request"),
-    404: ("not_found", "ページが見つかりません", "not found"),
-    405: ("method_not_allowed", "この方法では利用できません", "method not allowed"),
-    413: ("too_large", "データが大きすぎます", "request too large"),
-    415: (
-        "unsupported_media_type",
-        "対応していないデータ形式です",
-        "unsupported content type",
-    ),
-    429: (
-        "rate_limited",
-        "リクエストが多すぎます。しばらく待ってからやり直してください",
-        "too many requests; try again shortly",
-    ),
-}
+#: The HTTP errors' codes and texts: the ones every app shares.
+HTTP_CODES = HTTP_ERRORS
 
 
 def lang() -> str:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from credentials import qr
-from credentials.errors import InvalidCredential, ShomeiError
+from credentials.errors import CodedError, InvalidCredential, ShomeiError
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 _PDF_MAGIC = b"%PDF-"
@@ -56,17 +55,8 @@ def _decode(text: str, kind: str, fetch_link: LinkFetcher | None) -> Presentatio
     return Presentation(text=text, evidence=None, source="sd-jwt")
 
 
-class InputError(ShomeiError):
+class InputError(CodedError):
     """Input the verifier cannot use at all; ``code`` and ``status`` go to the client."""
-
-    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
-        super().__init__(ja, en)
-        self.code = code
-        self.status = status
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the API's error document ``{"error": {"code", "message": {ja, en}}}``."""
-        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
 
 
 def from_text(text: str, *, fetch_link: LinkFetcher | None = None) -> Presentation:

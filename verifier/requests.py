@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from credentials.errors import CodedError
+
 PREFIX: Final = "shomei-request:"
 TTL: Final = 300.0
 #: Expired requests are remembered this much longer, to answer 410 rather than 404.
@@ -28,15 +30,8 @@ _CLAIM: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
-class RequestError(Exception):
+class RequestError(CodedError):
     """A request the verifier cannot accept: ``code`` and ``status`` go to the client."""
-
-    def __init__(self, code: str, ja: str, en: str, *, status: int = 400) -> None:
-        super().__init__(en)
-        self.code, self.ja, self.en, self.status = code, ja, en, status
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": {"ja": self.ja, "en": self.en}}}
 
 
 UNKNOWN = RequestError("not_found", "依頼が見つかりません", "no such request", status=404)

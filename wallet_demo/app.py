@@ -18,7 +18,8 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from werkzeug.exceptions import HTTPException
 
 from credentials import qr
-from credentials.errors import ShomeiError
+from credentials.errors import CodedError, ShomeiError
+from edges import HeaderPolicy, from_http, install_headers, json_error
 
 from . import encode, icons, relay
 
@@ -35,6 +36,18 @@ NAME = "証明書ウォレット"
 _log = logging.getLogger("shomei.wallet")
 
 
+def _cache_control() -> str | None:
+    if request.path.startswith(("/api/", "/relay/")):
+        return "no-store"  # a frame's text may be personal
+    return None
+
+
+#: Pages and scripts: "no-cache" (the service worker keeps copies and revalidates).
+HEADERS = HeaderPolicy(
+    csp=CSP, permissions="camera=(self)", cache_control=_cache_control, cache_default="no-cache"
+)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``)."""
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
@@ -44,7 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["wallet_icons"] = icons.render_all()
     app.extensions["wallet_shell"] = _shell()
-    app.after_request(_headers)
+    install_headers(app, HEADERS)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -152,39 +165,13 @@ def _extension(name: str) -> Any:
 
 
 def _json_error(status: int, code: str, ja: str, en: str) -> Response:
-    response = jsonify(error=code, message=ja, message_en=en)
-    response.status_code = status
-    return response
-
-
-def _headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Permissions-Policy", "camera=(self)")
-    headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith(("/api/", "/relay/")):
-        headers["Cache-Control"] = "no-store"  # a frame's text may be personal
-    else:
-        headers.setdefault("Cache-Control", "no-cache")  # the service worker keeps copies
-    return response
+    return json_error(CodedError(code, ja, en, status=status))
 
 
 def _http_error(err: HTTPException) -> Response:
-    status = err.code or 500
-    if status == 413:
+    if err.code == 413:
         return _json_error(413, "too_large", "画像が大きすぎます", "image too large")
-    if status == 405:
-        return _json_error(
-            405, "method_not_allowed", "この方法では使えません", "method not allowed"
-        )
-    return _json_error(
-        status,
-        "not_found" if status == 404 else "bad_request",
-        "見つかりません" if status == 404 else "リクエストが不正です",
-        "not found" if status == 404 else "bad request",
-    )
+    return json_error(from_http(err))
 
 
 def _unexpected(err: Exception) -> Response:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from credentials import doctypes
 from credentials import jws as _jws
-from credentials.errors import ShomeiError
+from credentials.errors import CodedError
 from issuer.certificates import service as certificates
 from issuer.keys.service import City
 
@@ -29,17 +29,13 @@ PROOF_MAX_AGE = 300  # a proof's iat may be this old...
 PROOF_SKEW = 60  # ...or this far in the future
 
 
-class OfferError(ShomeiError):
+class OfferError(CodedError):
     """A refused offer, token or credential request. ``code`` is the error code of
-    RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status."""
+    RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status; those endpoints
+    answer with :meth:`to_oauth_json` (the standards' shape), not the project's document."""
 
-    def __init__(
-        self, code: str, ja: str, en: str, *, status: int = 400, extra: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(ja, en)
-        self.code = code
-        self.status = status
-        self.extra = extra or {}  # more members of the error response (never secrets)
+    def to_oauth_json(self) -> dict[str, Any]:
+        return {"error": self.code, "error_description": self.en, **self.extra}
 
 
 class NonceError(OfferError):

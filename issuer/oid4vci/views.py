@@ -26,6 +26,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import issuer.oid4vci as oid4vci
 from anchor.config import ChainConfig, ConfigError
+from credentials.errors import CodedError
+from edges import json_error
 from issuer.city import city
 from issuer.db import get_session
 from issuer.web import csrf
@@ -75,7 +77,10 @@ def _error(code: str, description: str, status: int = 400, **extra: Any) -> Resp
 
 
 def _refused(e: oid4vci.OfferError, **extra: Any) -> Response:
-    return _error(e.code, e.en, e.status, **e.extra, **extra)
+    response = _no_store({**e.to_oauth_json(), **extra}, e.status)
+    if e.status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="{e.code}"'
+    return response
 
 
 def _body() -> bytes | None:
@@ -167,14 +172,30 @@ def evidence(leaf_hex: str) -> ResponseReturnValue:
             raise ValueError
         found = oid4vci.evidence(get_session(), leaf)
     except (ValueError, oid4vci.NotDelivered):
-        return _error("not_found", "no credential was delivered with this leaf", 404)
-    if found is None:
-        response = _error("not_anchored_yet", "the credential's batch is not anchored yet", 404)
-        response.headers["Retry-After"] = str(RETRY_AFTER)
+        response = json_error(_NOT_DELIVERED)
     else:
-        response = _no_store(oid4vci.evidence_document(found, _chain_config()))
+        if found is None:
+            response = json_error(_NOT_ANCHORED)
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+        else:
+            response = _no_store(oid4vci.evidence_document(found, _chain_config()))
+    response.headers["Cache-Control"] = "no-store"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+_NOT_DELIVERED = CodedError(
+    "not_found",
+    "この葉のハッシュで交付された証明書はありません",
+    "no credential was delivered with this leaf",
+    status=404,
+)
+_NOT_ANCHORED = CodedError(
+    "not_anchored_yet",
+    "この証明書のバッチはまだアンカーされていません",
+    "the credential's batch is not anchored yet",
+    status=404,
+)
 
 
 def _chain_config() -> ChainConfig | None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
+from edges import from_http, json_error
+
 if TYPE_CHECKING:
     from flask import Flask
     from flask.typing import ResponseReturnValue
@@ -75,12 +77,21 @@ PAGES: dict[int, tuple[str, str, str, str]] = {
 
 #: Machine-facing paths (wallets, verifiers): their errors are JSON, never a page.
 API_PREFIXES = ("/oid4vci/", "/.well-known/", "/status/", "/vct/")
+#: OAuth endpoints answer in the shape RFC 6749 §5.2 prescribes; the rest of the API
+#: in the project's one JSON error document (``edges.errors``).
+OAUTH_PATHS = ("/oid4vci/token", "/oid4vci/nonce", "/oid4vci/credential")
 _OAUTH_CODES = {400: "invalid_request", 404: "not_found", 405: "invalid_request"}
 
 
 def render_error(error: HTTPException) -> ResponseReturnValue:
     code = error.code or 500
     title_ja, title_en, message_ja, message_en = PAGES.get(code, PAGES[500 if code >= 500 else 400])
+    if request.path.startswith(API_PREFIXES) and request.path not in OAUTH_PATHS:
+        answer = json_error(from_http(error))
+        for name, value in error.get_headers():
+            if name == "Allow":
+                answer.headers[name] = value
+        return answer
     if request.path.startswith(API_PREFIXES):
         response = error.get_response()
         response.set_data(

@@ -227,8 +227,16 @@ def assert_error(response: Any, status: int, error: str) -> dict[str, Any]:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.is_json
     body = response.get_json()
-    assert body["error"] == error
+    if request_path(response).startswith("/oid4vci/evidence/"):  # the project's document
+        assert body["error"]["code"] == error, body
+        assert body["error"]["message"]["ja"] and body["error"]["message"]["en"]
+    else:  # token and credential endpoints: RFC 6749 §5.2
+        assert body["error"] == error, body
     return dict(body)
+
+
+def request_path(response: Any) -> str:
+    return str(response.request.path)
 
 
 # ------------------------------------------------------------------ metadata

@@ -38,7 +38,11 @@ def test_machine_facing_paths_answer_errors_in_json(app, method, path, code):
     assert response.status_code == code
     assert response.is_json, response.get_data(as_text=True)[:200]
     body = response.get_json()
-    assert body["error"] and body["error_description"]
+    if path == "/oid4vci/token":  # an OAuth endpoint: RFC 6749's shape
+        assert body["error"] and body["error_description"]
+    else:  # the project's one JSON error document
+        assert body["error"]["code"] and body["error"]["message"]["ja"]
+        assert body["error"]["message"]["en"]
     assert "Traceback" not in response.get_data(as_text=True)
 
 

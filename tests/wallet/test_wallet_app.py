@@ -132,13 +132,13 @@ def test_scan_of_a_frame_without_a_code(client: FlaskClient):
 def test_scan_of_garbage_is_a_json_400(client: FlaskClient, body: bytes):
     response = client.post("/api/scan", data=body, content_type="image/png")
     assert response.status_code == 400 and response.is_json
-    assert response.get_json()["error"] in {"no_image", "not_an_image"}
+    assert response.get_json()["error"]["code"] in {"no_image", "not_an_image"}
 
 
 def test_scan_limits_the_frame_size():
     small = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 1000})
     response = small.test_client().post("/api/scan", data=b"x" * 2000, content_type="image/png")
-    assert response.status_code == 413 and response.get_json()["error"] == "too_large"
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
 
 
 def test_scan_takes_only_post(client: FlaskClient):
