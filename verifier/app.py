@@ -128,7 +128,7 @@ def _configure_from_chain(config: dict[str, Any]) -> None:
 
 def _template_helpers() -> dict[str, Any]:
     current = lang()
-    return {"lang": current, "t": lambda key: i18n.text(key, current)}
+    return {"lang": current, "t": lambda ja, en: i18n.pick(current, ja, en)}
 
 
 def _client() -> str:

@@ -11,8 +11,9 @@ from typing import Any
 
 from credentials import doctypes
 from credentials.encoding import JST
+from edges.i18n import pick
 
-from . import i18n
+_PARTY = {"orderer": ("発注者", "Orderer"), "contractor": ("受注者", "Contractor")}
 
 _ICONS = {"pass": "✔", "fail": "✘", "warn": "!", "skip": "–"}
 
@@ -82,11 +83,7 @@ def yen(amount: Any, lang: str) -> str:
     """``¥12,650,000（税込）`` / ``¥12,650,000 (tax included)``."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         return str(amount)
-    return (
-        f"¥{amount:,}（{i18n.text('tax_included', lang)}）"
-        if lang != "en"
-        else (f"¥{amount:,} ({i18n.text('tax_included', lang)})")
-    )
+    return pick(lang, f"¥{amount:,}（税込）", f"¥{amount:,} (tax included)")
 
 
 def contract_view(doc: dict[str, Any], lang: str) -> dict[str, Any] | None:
@@ -99,7 +96,7 @@ def contract_view(doc: dict[str, Any], lang: str) -> dict[str, Any] | None:
     key = "message_en" if lang == "en" else "message_ja"
     signatures = [
         {
-            "party": i18n.text(f"party_{a['party']}", lang)
+            "party": pick(lang, *_PARTY[a["party"]])
             if a["party"] in ("orderer", "contractor")
             else a["party"],
             "time": _time(a["signed_at"], lang) if a["signed_at"] else "",

@@ -1,4 +1,5 @@
-"""Japanese first, English on request: ``?lang=en`` (or ``ja``) is kept in the session.
+"""Japanese first, English on request: ``?lang=en`` (or ``ja``) is kept in the session
+(the project's one convention, :mod:`edges.i18n`).
 
 Templates get ``t(ja, en)`` (the text in the current language), ``lang`` and
 ``lang_url(code)`` (this page in another language), and the filters ``date`` (西暦 and
@@ -15,24 +16,21 @@ from flask import has_request_context, request, session
 
 from credentials.doctypes import format_date
 from credentials.encoding import JST
+from edges.i18n import DEFAULT, LANGUAGES, choose, pick
 
 if TYPE_CHECKING:
     from flask import Flask
-
-LANGUAGES = ("ja", "en")
-DEFAULT = "ja"
 
 
 def current_lang() -> str:
     if not has_request_context():
         return DEFAULT
-    lang = session.get("lang")
-    return lang if lang in LANGUAGES else DEFAULT
+    return choose(None, session.get("lang"))
 
 
 def t(ja: str, en: str) -> str:
     """``ja`` or ``en``, in the language of this session."""
-    return en if current_lang() == "en" else ja
+    return pick(current_lang(), ja, en)
 
 
 def lang_url(code: str) -> str:
