@@ -107,6 +107,10 @@ _AGREEMENT = {
 
 _ERROR = {
     "type": "object",
+    "description": (
+        "Shomei's one JSON error document: the verifier's, the wallet's and the issuer's "
+        "own APIs answer every error with it (the HTTP status says the kind)."
+    ),
     "required": ["error"],
     "properties": {
         "error": {
