@@ -255,6 +255,49 @@ def test_no_import_cycles():
     assert not cycles, f"import cycles: {cycles}"
 
 
+PACKAGE_INITS = sorted(
+    p for package in PRODUCT_PACKAGES for p in (ROOT / package).rglob("__init__.py")
+)
+
+
+@pytest.mark.parametrize("path", PACKAGE_INITS, ids=rel(PACKAGE_INITS))
+def test_every_package_names_its_public_face(path: Path):
+    """``__all__`` lists the package's public names: what it re-exports, or, for a
+    package whose face is its modules, those modules; each one exists and none is
+    private."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    declared = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+    ]
+    assert declared, f"{path.relative_to(ROOT)} has no __all__"
+    names = ast.literal_eval(declared[0])
+    defined = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        defined.update(t.id for t in targets if isinstance(t, ast.Name))
+    folder = path.parent
+    for name in names:
+        assert not name.startswith("_"), f"{path.relative_to(ROOT)} exports private {name}"
+        exists = (
+            name in defined
+            or (folder / f"{name}.py").exists()
+            or (folder / name / "__init__.py").exists()
+        )
+        assert exists, f"{path.relative_to(ROOT)} names {name}, which it does not have"
+
+
 def test_no_private_module_is_used_from_another_package():
     """``pkg._x`` is private to ``pkg``: other packages use its public face (the core's
     encodings are ``credentials.encoding``, its JWS helpers ``credentials.jws``, the chain
