@@ -168,6 +168,29 @@ def test_the_label_table_matches_the_type_metadata():
             assert table[name]["claims"][key] == labels, key
 
 
+def test_the_types_served_are_the_type_metadata_files(client: FlaskClient):
+    """The wallet's titles and labels come from the type metadata the core ships: one
+    entry per ``credentials/doctypes/*.metadata.json``, equal to the file."""
+    response = client.get("/types.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    served = response.get_json()
+    files = sorted((ROOT / "credentials" / "doctypes").glob("*.metadata.json"))
+    assert {"juminhyo", "partnership", "contract"} <= {f.name.split(".")[0] for f in files}
+    assert served == {
+        f.name.split(".")[0]: json.loads(f.read_text(encoding="utf-8")) for f in files
+    }
+    for name, meta in served.items():
+        for entries in [meta["display"], *(c["display"] for c in meta["claims"])]:
+            languages = {d["lang"][:2] for d in entries}
+            assert {"ja", "en"} <= languages, name
+
+
+def test_the_service_worker_keeps_the_types_for_offline_use(client: FlaskClient):
+    source = client.get("/sw.js").get_data(as_text=True)
+    urls = json.loads(re.search(r"const SHELL = (\[.*?\]);", source).group(1))  # type: ignore[union-attr]
+    assert "/types.json" in urls
+
+
 def test_ping_answers_204_and_is_never_cached(client) -> None:
     """The wallet asks it to tell "offline" from "online" (navigator.onLine can lie)."""
     response = client.get("/api/ping")
