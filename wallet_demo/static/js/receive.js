@@ -1,7 +1,8 @@
 // Receiving a certificate from the city (OpenID4VCI 1.0, pre-authorized code flow with
 // a tx_code), exactly as tests/issuer/test_oid4vci.py walks it: issuer metadata →
 // token (code + 確認番号) → nonce → a new holder key → proof JWT → credential.
-import { createHolderKey, signJwt, utf8 } from "./keys.js";
+import { utf8 } from "./b64.js";
+import { createHolderKey, signJwt } from "./keys.js";
 import { parse } from "./sdjwt.js";
 import { hex, sha256 } from "./sha256.js";
 import { deleteKey, getCredential, putCredential } from "./store.js";

@@ -2,10 +2,9 @@
 // The issuer makes every personal claim a top-level disclosure (credentials/sdjwt.py
 // issue(): nested values such as `children` travel whole inside their disclosure), so
 // only top-level object-property disclosures are chosen here.
-import { b64u, b64uDecode, signJwt, utf8 } from "./keys.js";
+import { b64u, b64uJson, utf8 } from "./b64.js";
+import { signJwt } from "./keys.js";
 import { sha256 } from "./sha256.js";
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function ascii(text) {
   if (!/^[\x21-\x7e]*$/.test(text)) throw new Error("not an SD-JWT (non-ASCII characters)");
@@ -19,7 +18,7 @@ export function digest(text) {
 
 function decodeJson(part, what) {
   try {
-    return JSON.parse(decoder.decode(b64uDecode(part)));
+    return b64uJson(part);
   } catch {
     throw new Error(`not an SD-JWT (${what} is not base64url JSON)`);
   }
