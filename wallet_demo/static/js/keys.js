@@ -2,6 +2,7 @@
 // as CryptoKey objects in IndexedDB ("keys"). The private key never leaves the
 // browser's key store; the wallet only asks it to sign.
 import { b64u, utf8 } from "./b64.js";
+import { Problem } from "./i18n.js";
 import { getKey, putKey } from "./store.js";
 
 const ALG = { name: "ECDSA", namedCurve: "P-256" };
@@ -32,7 +33,7 @@ export async function createHolderKey() {
 /** ES256 signature (raw r||s, 64 bytes) of `dataBytes` with the stored key `keyId`. */
 export async function signEs256(keyId, dataBytes) {
   const rec = await getKey(keyId);
-  if (!rec) throw new Error("この証明書の鍵が見つかりません / the holder key is missing");
+  if (!rec) throw new Problem("この証明書の鍵が見つかりません", "the holder key is missing");
   return new Uint8Array(await crypto.subtle.sign(SIGN, rec.privateKey, dataBytes));
 }
 
