@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# solc (compiler) and anvil (local Ethereum node) come from the npm registry.
+# solc (compiler), anvil (local Ethereum node) and eslint come from the npm registry.
 NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint bench clean
@@ -21,10 +21,11 @@ $(NODE_STAMP): package.json package-lock.json
 demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/shomei demo
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	node_modules/.bin/eslint .
 
 test: lint $(NODE_STAMP)
 	$(BIN)/pytest

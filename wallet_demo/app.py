@@ -1,7 +1,8 @@
 """The resident's wallet: ``create_app()`` builds the Flask app that serves the PWA.
 
 The server only hands out the app shell (page, scripts, styles, manifest, service
-worker, icons) and decodes camera frames (``POST /api/scan``). Certificates, keys and
+worker, icons, and the type metadata of the document types it knows, ``GET
+/types.json``) and decodes camera frames (``POST /api/scan``). Certificates, keys and
 anchor evidence live in the phone's browser (IndexedDB); the wallet talks to the
 issuer directly. Nothing a resident scans is stored or logged here.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from credentials import qr
+from credentials import doctypes, qr
 from credentials.errors import CodedError, ShomeiError
 from edges import HeaderPolicy, from_http, install_headers, json_error
 
@@ -56,7 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["wallet_icons"] = icons.render_all()
-    app.extensions["wallet_shell"] = _shell()
+    app.extensions["wallet_types"] = _types()
+    app.extensions["wallet_shell"] = _shell(app.extensions["wallet_types"])
     install_headers(app, HEADERS)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -64,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/manifest.webmanifest", "manifest", manifest)
     app.add_url_rule("/sw.js", "service_worker", service_worker)
+    app.add_url_rule("/types.json", "types", types)
     app.add_url_rule("/icons/icon-<int:size>.png", "icon", icon)
     app.add_url_rule("/api/scan", "scan", scan, methods=["POST"])
     app.add_url_rule("/api/ping", "ping", ping)
@@ -72,13 +75,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _shell() -> dict[str, Any]:
+def _types() -> bytes:
+    """The SD-JWT VC type metadata of every document type in the core, by type name,
+    as the files ship it (``vct`` still the ``{issuer}/vct/<name>/1`` template): the
+    titles and labels of a certificate that did not bring its own (types.js)."""
+    document = {name: dt.metadata_template for name, dt in doctypes.DOCUMENT_TYPES.items()}
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _shell(types_json: bytes) -> dict[str, Any]:
     """What the service worker caches, and a version that changes with any of it."""
     files = sorted(p for p in STATIC.rglob("*") if p.is_file() and p.name != "sw.js")
     digest = hashlib.sha256()
     for path in [*files, STATIC / "sw.js", TEMPLATES / "wallet" / "index.html"]:
         digest.update(path.read_bytes())
-    urls = ["/", "/manifest.webmanifest", *(f"/icons/icon-{s}.png" for s in icons.SIZES)]
+    digest.update(types_json)
+    urls = ["/", "/manifest.webmanifest", "/types.json"]
+    urls += [f"/icons/icon-{s}.png" for s in icons.SIZES]
     urls += ["/static/" + p.relative_to(STATIC).as_posix() for p in files]
     return {"version": digest.hexdigest()[:16], "urls": urls}
 
@@ -123,6 +136,10 @@ def service_worker() -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
     return response
+
+
+def types() -> Response:
+    return Response(_extension("wallet_types"), mimetype="application/json")
 
 
 def icon(size: int) -> Response:

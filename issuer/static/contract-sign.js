@@ -68,10 +68,10 @@
       headers: { Accept: "application/json", "X-CSRF-Token": data.csrf },
       credentials: "same-origin",
     });
-    let answer = {};
+    let answer;
     try {
       answer = await response.json();
-    } catch (_e) {
+    } catch {
       answer = {};
     }
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);

@@ -135,6 +135,35 @@ def test_parse_and_present_match_the_python_core(page: Any):
     assert "family_name" in refused
 
 
+@pytest.mark.parametrize("name", sorted(doctypes.DOCUMENT_TYPES))
+def test_titles_and_labels_come_from_the_type_metadata(page: Any, name: str):
+    """types.js reads every title and claim label (nested ones too) of every document
+    type, in both languages, from the type metadata the wallet's server publishes."""
+    dt = doctypes.get(name)
+    claims = dt.metadata_template["claims"]
+    keys = [".".join("*" if p is None else p for p in claim["path"]) for claim in claims]
+    got = js(
+        page,
+        "types",
+        """await m.loadTypes();
+        const out = {};
+        for (const lang of ["ja", "en"]) {
+          out[lang] = {title: m.title(arg.name, lang),
+                       labels: arg.keys.map((k) => m.label({docType: arg.name}, k, lang))};
+        }
+        return out;""",
+        {"name": name, "keys": keys},
+    )
+    for lang in ("ja", "en"):
+        assert got[lang]["title"] == dt.title(lang)
+        expected = [
+            next(d["label"] for d in claim["display"] if d["lang"].startswith(lang))
+            for claim in claims
+        ]
+        assert got[lang]["labels"] == expected
+        assert len(set(expected)) == len(expected)
+
+
 def test_jwk_thumbprint(page: Any):
     jwk = SigningKey.generate().jwk
     assert js(page, "keys", "return m.jwkThumbprint(arg);", jwk) == jwk_thumbprint(jwk)

@@ -1,6 +1,6 @@
 """The wallet's server: the app shell (page, manifest, service worker, icons), its
 security headers, and ``POST /api/scan`` decoding camera frames (never a 500, nothing
-kept). The label table the browser ships matches the document types' metadata."""
+kept). The type metadata it publishes for labels is the core's."""
 
 from __future__ import annotations
 
@@ -153,19 +153,28 @@ def test_scan_logs_nothing_of_the_frame(client: FlaskClient, caplog: pytest.LogC
     assert "credential_offer" not in caplog.text and "garbage" not in caplog.text
 
 
-def test_the_label_table_matches_the_type_metadata():
-    source = (ROOT / "wallet_demo" / "static" / "js" / "labels.js").read_text(encoding="utf-8")
-    table = json.loads(re.search(r"export const TYPES = (\{.*?\n\});", source, re.S).group(1))  # type: ignore[union-attr]
-    for name in ("juminhyo", "partnership"):
-        meta = json.loads(
-            (ROOT / "credentials" / "doctypes" / f"{name}.metadata.json").read_text("utf-8")
-        )
-        titles = {d["lang"][:2]: d["name"] for d in meta["display"]}
-        assert table[name]["title"] == titles
-        for claim in meta["claims"]:
-            key = ".".join("*" if p is None else p for p in claim["path"])
-            labels = {d["lang"][:2]: d["label"] for d in claim["display"]}
-            assert table[name]["claims"][key] == labels, key
+def test_the_types_served_are_the_type_metadata_files(client: FlaskClient):
+    """The wallet's titles and labels come from the type metadata the core ships: one
+    entry per ``credentials/doctypes/*.metadata.json``, equal to the file."""
+    response = client.get("/types.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    served = response.get_json()
+    files = sorted((ROOT / "credentials" / "doctypes").glob("*.metadata.json"))
+    assert {"juminhyo", "partnership", "contract"} <= {f.name.split(".")[0] for f in files}
+    assert served == {
+        f.name.split(".")[0]: json.loads(f.read_text(encoding="utf-8")) for f in files
+    }
+    for name, meta in served.items():
+        for entries in [meta["display"], *(c["display"] for c in meta["claims"])]:
+            languages = {d["lang"][:2] for d in entries}
+            assert {"ja", "en"} <= languages, name
+
+
+def test_the_service_worker_keeps_the_types_for_offline_use(client: FlaskClient):
+    source = client.get("/sw.js").get_data(as_text=True)
+    urls = json.loads(re.search(r"const SHELL = (\[.*?\]);", source).group(1))  # type: ignore[union-attr]
+    assert "/types.json" in urls
+    assert not (ROOT / "wallet_demo" / "static" / "js" / "labels.js").exists()
 
 
 def test_ping_answers_204_and_is_never_cached(client) -> None:

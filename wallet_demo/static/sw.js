@@ -1,5 +1,6 @@
-// The wallet's service worker: keeps the app shell (page, scripts, styles, icons) so
-// the wallet opens offline once it has been loaded. It caches only what the server
+// The wallet's service worker: keeps the app shell (page, scripts, styles, icons, the
+// document types' metadata) so the wallet opens, labelled, offline once it has been
+// loaded. It caches only what the server
 // serves to everyone; certificates live in IndexedDB, never in this cache, and
 // requests to other origins (the issuer), to /api/ and to /relay/ are not touched.
 const VERSION = "__SHELL_VERSION__";

@@ -2,14 +2,22 @@
 // the service worker, and keeping statuses and anchor evidence up to date.
 import { initPreferences, lang, setLang, setLarge, t } from "./i18n.js";
 import { renderDetail, renderList, refreshRecord } from "./list.js";
-import { title } from "./labels.js";
 import { ReceiveError, describeOffer, issuerMetadata, parseOffer, receiveCredential } from "./receive.js";
 import { deleteCredential, getCredential, listCredentials } from "./store.js";
+import { loadTypes, title } from "./types.js";
 
 const $ = (id) => document.getElementById(id);
 const SCAN_INTERVAL = 300;
 const EVIDENCE_POLL = 4000;
-const state = { view: "list", detailId: null, offer: null, camera: null, poll: null };
+const state = {
+  view: "list",
+  detailId: null,
+  offer: null,
+  about: null, // the issuer's names and the type's titles, once its metadata is read
+  messages: { progress: null, error: null }, // [ja, en] shown on the receive view
+  camera: null,
+  poll: null,
+};
 
 function show(el, visible) {
   el.hidden = !visible;
@@ -93,43 +101,64 @@ function schedulePoll(records) {
 }
 
 // ------------------------------------------------------------------ receiving
-function receiveMessage(text, isError) {
-  const box = isError ? $("receive-error") : $("receive-progress");
-  box.textContent = text;
-  show(box, Boolean(text));
-  if (isError) show($("receive-progress"), false);
+function drawMessage(kind) {
+  const box = $(`receive-${kind}`);
+  const pair = state.messages[kind];
+  box.textContent = pair ? t(...pair) : "";
+  show(box, Boolean(pair));
+}
+
+/** Show `pair` ([ja, en], or null to clear) as the progress line or the error. */
+function receiveMessage(pair, isError) {
+  state.messages[isError ? "error" : "progress"] = pair;
+  if (isError) state.messages.progress = null;
+  drawMessage("progress");
+  drawMessage("error");
+}
+
+function drawOffer() {
+  const offer = state.offer;
+  if (!offer) return;
+  const about = state.about || { issuerNames: {}, typeNames: {} };
+  $("offer-issuer").textContent = about.issuerNames[lang()] || about.issuerName || offer.credential_issuer;
+  $("offer-type").textContent = about.typeNames[lang()] || title(offer.credential_configuration_ids[0]);
 }
 
 function resetReceive() {
   state.offer = null;
+  state.about = null;
   $("tx-code").value = "";
   $("offer-text").value = "";
   show($("offer-step"), true);
   show($("code-step"), false);
-  receiveMessage("", false);
-  receiveMessage("", true);
+  receiveMessage(null, false);
+  receiveMessage(null, true);
 }
 
 async function takeOffer(text) {
-  receiveMessage("", true);
+  receiveMessage(null, true);
   let offer;
   try {
     offer = parseOffer(text);
   } catch (e) {
-    receiveMessage(e instanceof ReceiveError ? t(e.ja, e.en) : String(e), true);
+    receiveMessage(e instanceof ReceiveError ? [e.ja, e.en] : [String(e), String(e)], true);
     return;
   }
   stopCamera();
   showView("receive");
   state.offer = offer;
-  $("offer-issuer").textContent = offer.credential_issuer;
-  $("offer-type").textContent = title(offer.credential_configuration_ids[0], lang());
+  state.about = null;
+  await loadTypes();
+  drawOffer();
   show($("offer-step"), false);
   show($("code-step"), true);
   $("tx-code").focus();
   try {
     const about = describeOffer(offer, await issuerMetadata(offer.credential_issuer));
-    $("offer-issuer").textContent = about.issuerName;
+    if (state.offer === offer) {
+      state.about = about;
+      drawOffer();
+    }
   } catch {
     // shown by the receive step if the issuer stays unreachable
   }
@@ -140,6 +169,7 @@ const STEPS = {
   token: ["確認番号を確かめています…", "Checking the code…"],
   key: ["この端末の鍵を作っています…", "Making this phone's key…"],
   credential: ["証明書を受け取っています…", "Receiving the certificate…"],
+  type: ["証明書の種類の情報を読み込んでいます…", "Reading the certificate type's labels…"],
   saved: ["保存しました", "Saved"],
 };
 
@@ -153,21 +183,21 @@ async function submitCode(event) {
   const code = normaliseCode($("tx-code").value);
   const length = (state.offer.txCode && state.offer.txCode.length) || 6;
   if (code.length !== length) {
-    receiveMessage(t(`確認番号は${length}桁の数字です`, `the code has ${length} digits`), true);
+    receiveMessage([`確認番号は${length}桁の数字です`, `The code has ${length} digits`], true);
     return;
   }
-  receiveMessage("", true);
+  receiveMessage(null, true);
   $("receive-submit").disabled = true;
   try {
     const record = await receiveCredential(state.offer, code, {
-      onStep: (step) => receiveMessage(t(...STEPS[step]), false),
+      onStep: (step) => receiveMessage(STEPS[step], false),
     });
     resetReceive();
     await refreshRecord(record, { force: true }).catch(() => record);
     await showList();
   } catch (e) {
     const known = e instanceof ReceiveError;
-    receiveMessage(known ? t(e.ja, e.en) : t("受け取れませんでした。もう一度お試しください", "Could not receive it; please try again"), true);
+    receiveMessage(known ? [e.ja, e.en] : ["受け取れませんでした。もう一度お試しください", "Could not receive it; please try again"], true);
     if (known && e.kind === "wrong_code") {
       $("tx-code").select();
     } else if (known && ["used", "expired", "not_valid", "offer"].includes(e.kind)) {
@@ -184,16 +214,16 @@ async function submitCode(event) {
 
 // ------------------------------------------------------------------ camera
 async function startCamera() {
-  receiveMessage("", true);
+  receiveMessage(null, true);
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    receiveMessage(t("この端末ではカメラを使えません。リンクを貼り付けてください", "No camera here: paste the link instead"), true);
+    receiveMessage(["この端末ではカメラを使えません。リンクを貼り付けてください", "No camera here: paste the link instead"], true);
     return;
   }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch {
-    receiveMessage(t("カメラを使えません。カメラの利用を許可するか、リンクを貼り付けてください", "Cannot use the camera: allow it, or paste the link"), true);
+    receiveMessage(["カメラを使えません。カメラの利用を許可するか、リンクを貼り付けてください", "Cannot use the camera: allow it, or paste the link"], true);
     return;
   }
   const video = $("camera-video");
@@ -254,8 +284,11 @@ function bind() {
   $("toggle-large").addEventListener("click", () =>
     setLarge($("toggle-large").getAttribute("aria-pressed") !== "true"),
   );
-  $("toggle-lang").addEventListener("click", async () => {
-    setLang(lang() === "en" ? "ja" : "en");
+  $("toggle-lang").addEventListener("click", () => setLang(lang() === "en" ? "ja" : "en"));
+  window.addEventListener("shomei:lang", async () => {
+    drawOffer();
+    drawMessage("progress");
+    drawMessage("error");
     if (state.view === "list") await drawList();
     if (state.view === "detail" && state.detailId) await showDetail(state.detailId);
   });
@@ -305,6 +338,7 @@ function bind() {
 async function start() {
   initPreferences();
   bind();
+  await loadTypes();
   const supported = window.isSecureContext && window.crypto && crypto.subtle && window.indexedDB;
   show($("unsupported"), !supported);
   if ("serviceWorker" in navigator && window.isSecureContext) {

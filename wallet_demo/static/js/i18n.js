@@ -31,7 +31,30 @@ export function t(ja, en) {
   return current === "en" ? en : ja;
 }
 
-/** Show every element with a data-en attribute in `next` ("ja" or "en"). */
+/** Items of a list joined as the current language writes them (、 or a comma). */
+export function joinList(items) {
+  return items.join(current === "en" ? ", " : "、");
+}
+
+/** An error the resident reads, in both languages (`message` is the English). */
+export class Problem extends Error {
+  constructor(ja, en) {
+    super(en);
+    this.ja = ja;
+    this.en = en;
+  }
+}
+
+/** What to tell the resident about `err`: a Problem in the current language, else its message. */
+export function messageOf(err) {
+  if (err instanceof Problem) return t(err.ja, err.en);
+  return err && err.message ? err.message : String(err);
+}
+
+/**
+ * Show every element with a data-en attribute in `next` ("ja" or "en"), then tell the
+ * views that draw their own text (the "shomei:lang" event) to draw it again.
+ */
 export function setLang(next) {
   current = next === "en" ? "en" : "ja";
   remember(LANG_KEY, current);
@@ -49,6 +72,7 @@ export function setLang(next) {
     toggle.textContent = current === "en" ? "日本語" : "English";
     toggle.lang = current === "en" ? "ja" : "en";
   }
+  window.dispatchEvent(new CustomEvent("shomei:lang", { detail: { lang: current } }));
 }
 
 /** Large text on or off (the <html> class "large"). */

@@ -3,7 +3,7 @@
 // status list tokens). Verifiers decide trust through the chain's registry; the wallet
 // only needs to know that what it shows the resident comes from the issuer it holds
 // the certificate of.
-import { b64uDecode, utf8 } from "./keys.js";
+import { b64uDecode, b64uJson, utf8 } from "./b64.js";
 
 const cache = new Map(); // issuer -> Promise<JWKS keys>
 
@@ -30,7 +30,7 @@ async function issuerKeys(issuer) {
 export async function verifyIssuerJws(token, issuer, typ) {
   const parts = String(token).trim().split(".");
   if (parts.length !== 3) throw new Error("not a compact JWS");
-  const header = JSON.parse(new TextDecoder().decode(b64uDecode(parts[0])));
+  const header = b64uJson(parts[0]);
   if (header.alg !== "ES256" || header.typ !== typ || "crit" in header) {
     throw new Error("unexpected JWS header");
   }
@@ -50,7 +50,7 @@ export async function verifyIssuerJws(token, issuer, typ) {
     utf8(`${parts[0]}.${parts[1]}`),
   );
   if (!ok) throw new Error("the issuer's signature does not verify");
-  const payload = JSON.parse(new TextDecoder().decode(b64uDecode(parts[1])));
+  const payload = b64uJson(parts[1]);
   if (payload.iss !== undefined && payload.iss !== issuer) throw new Error("another issuer's token");
   return payload;
 }

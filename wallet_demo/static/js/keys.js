@@ -1,36 +1,12 @@
 // Holder keys: P-256 ECDSA key pairs made by WebCrypto with extractable: false, kept
 // as CryptoKey objects in IndexedDB ("keys"). The private key never leaves the
 // browser's key store; the wallet only asks it to sign.
+import { b64u, utf8 } from "./b64.js";
+import { Problem } from "./i18n.js";
 import { getKey, putKey } from "./store.js";
 
 const ALG = { name: "ECDSA", namedCurve: "P-256" };
 const SIGN = { name: "ECDSA", hash: "SHA-256" };
-const encoder = new TextEncoder();
-
-/** UTF-8 bytes of a string. */
-export function utf8(text) {
-  return encoder.encode(text);
-}
-
-/** base64url without padding of bytes (Uint8Array or ArrayBuffer). */
-export function b64u(bytes) {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let s = "";
-  for (let i = 0; i < view.length; i += 0x8000) {
-    s += String.fromCharCode.apply(null, view.subarray(i, i + 0x8000));
-  }
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** The bytes of base64url (or base64) text, padded or not. Throws on bad input. */
-export function b64uDecode(text) {
-  if (!/^[A-Za-z0-9_\-+/]*={0,2}$/.test(text)) throw new Error("not base64url");
-  const plain = text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
-  const binary = atob(plain + "===".slice((plain.length + 3) % 4));
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
 
 /** RFC 7638 thumbprint (SHA-256, base64url) of an EC public JWK. */
 export async function jwkThumbprint(jwk) {
@@ -57,7 +33,7 @@ export async function createHolderKey() {
 /** ES256 signature (raw r||s, 64 bytes) of `dataBytes` with the stored key `keyId`. */
 export async function signEs256(keyId, dataBytes) {
   const rec = await getKey(keyId);
-  if (!rec) throw new Error("この証明書の鍵が見つかりません / the holder key is missing");
+  if (!rec) throw new Problem("この証明書の鍵が見つかりません", "the holder key is missing");
   return new Uint8Array(await crypto.subtle.sign(SIGN, rec.privateKey, dataBytes));
 }
 

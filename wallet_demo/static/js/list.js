@@ -1,10 +1,12 @@
 // The 証明書 list and a certificate's details: title, issuer, dates in 西暦 and 和暦,
 // status (有効 / 取り消し済み / 期限切れ / 確認できません) and anchoring (記録済み / 記録待ち).
-import { label, title } from "./labels.js";
-import { lang, t } from "./i18n.js";
+// What the certificate says is marked data-value: it stays as issued in either language.
+import { el } from "./dom.js";
+import { joinList, lang, t } from "./i18n.js";
 import { INVALID, SUSPENDED, VALID, fetchStatus } from "./status.js";
-import { fetchEvidence } from "./receive.js";
+import { fetchEvidence, fetchTypeMetadata } from "./receive.js";
 import { getCredential, putCredential } from "./store.js";
+import { label, title } from "./types.js";
 import { formatDate, isIsoDate } from "./wareki.js";
 
 const STATUS_TTL = 60 * 1000; // the issuer lets verifiers cache a list 5 minutes
@@ -25,11 +27,25 @@ export function anchorOf(record) {
     : { key: "pending", text: t("記録待ち", "Waiting to be recorded") };
 }
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
+/** The issuer's name in the page's language when the issuer gave one, else as given. */
+export function issuerName(record) {
+  const names = record.issuerNames || {};
+  return names[lang()] || record.issuerName || record.issuer || "";
+}
+
+/** A claim's value as one line of text (dates as residents read them). */
+export function valueText(value) {
+  if (value === null || value === undefined) return "";
+  if (isIsoDate(value)) return formatDate(value, lang());
+  if (Array.isArray(value)) return joinList(value.map(valueText));
+  if (typeof value === "object") return Object.values(value).map(valueText).join(" ");
+  if (typeof value === "boolean") return value ? t("はい", "yes") : t("いいえ", "no");
+  return String(value);
+}
+
+/** A span holding what the certificate says (`text`), marked data-value. */
+export function dataValue(text, attrs = {}) {
+  return el("span", { ...attrs, "data-value": true, text });
 }
 
 function present(id) {
@@ -44,83 +60,75 @@ function dateLine(record) {
 }
 
 function badges(record) {
-  const box = el("span", "badges");
   const status = statusOf(record);
-  const s = el("span", `status status-${status.key}`, status.text);
-  s.dataset.status = status.key;
   const anchor = anchorOf(record);
-  const a = el("span", `anchor-state anchor-${anchor.key}`, anchor.text);
-  a.dataset.anchor = anchor.key;
-  box.append(s, a);
-  return box;
+  return el(
+    "span",
+    { class: "badges" },
+    el("span", { class: `status status-${status.key}`, text: status.text, dataset: { status: status.key } }),
+    el("span", {
+      class: `anchor-state anchor-${anchor.key}`,
+      text: anchor.text,
+      dataset: { anchor: anchor.key },
+    }),
+  );
 }
 
 /** Fill `list` with one item per record; `onOpen(id)` opens the details. */
 export function renderList(list, records, onOpen) {
   list.replaceChildren();
   for (const record of records) {
-    const item = el("li", "cert-item");
-    item.dataset.id = record.id;
-    const open = el("button", "cert-open");
-    open.type = "button";
-    open.append(
-      el("span", "cert-title", title(record.docType, lang())),
-      el("span", "cert-issuer", record.issuerName),
+    const open = el(
+      "button",
+      { type: "button", class: "cert-open", onclick: () => onOpen(record.id) },
+      el("span", { class: "cert-title", text: title(record) }),
+      dataValue(issuerName(record), { class: "cert-issuer" }),
+      ...dateLine(record).map((line) => el("span", { class: "cert-date", text: line })),
+      badges(record),
     );
-    for (const line of dateLine(record)) open.append(el("span", "cert-date", line));
-    open.append(badges(record));
-    open.addEventListener("click", () => onOpen(record.id));
-    const show = el("button", "button primary present-button", t("提示する", "Show"));
-    show.type = "button";
-    show.addEventListener("click", () => present(record.id));
-    item.append(open, show);
-    list.append(item);
+    const show = el("button", {
+      type: "button",
+      class: "button primary present-button",
+      text: t("提示する", "Show"),
+      onclick: () => present(record.id),
+    });
+    list.append(el("li", { class: "cert-item", dataset: { id: record.id } }, open, show));
   }
 }
 
-function formatValue(docType, path, value) {
-  if (isIsoDate(value)) return document.createTextNode(formatDate(value, lang()));
+function formatValue(record, path, value) {
   if (Array.isArray(value)) {
-    if (value.every((v) => v === null || typeof v !== "object")) {
-      return document.createTextNode(value.join(lang() === "en" ? ", " : "、"));
-    }
-    const list = el("ol", "nested");
-    for (const item of value) {
-      const li = el("li");
-      li.append(formatValue(docType, `${path}.*`, item));
-      list.append(li);
-    }
-    return list;
+    if (value.every((v) => v === null || typeof v !== "object")) return dataValue(valueText(value));
+    return el("ol", { class: "nested" }, ...value.map((item) => el("li", {}, formatValue(record, `${path}.*`, item))));
   }
   if (value && typeof value === "object") {
-    const dl = el("dl", "nested");
+    const dl = el("dl", { class: "nested" });
     for (const [k, v] of Object.entries(value)) {
-      dl.append(el("dt", null, label(docType, `${path}.${k}`, lang())));
-      const dd = el("dd");
-      dd.append(formatValue(docType, `${path}.${k}`, v));
-      dl.append(dd);
+      dl.append(el("dt", { text: label(record, `${path}.${k}`) }), el("dd", {}, formatValue(record, `${path}.${k}`, v)));
     }
     return dl;
   }
-  if (typeof value === "boolean") return document.createTextNode(value ? t("はい", "yes") : t("いいえ", "no"));
-  return document.createTextNode(value === null || value === undefined ? "" : String(value));
+  if (typeof value === "boolean") return document.createTextNode(valueText(value));
+  return dataValue(valueText(value));
 }
 
 /** Fill the detail view's parts for `record`. */
 export function renderDetail(record, parts) {
-  parts.title.textContent = title(record.docType, lang());
+  parts.title.textContent = title(record);
   const summary = parts.summary;
-  summary.replaceChildren(el("p", "cert-issuer", `${t("発行元", "Issuer")}: ${record.issuerName}`));
-  for (const line of dateLine(record)) summary.append(el("p", "cert-date", line));
-  summary.append(badges(record));
+  summary.replaceChildren(
+    el("p", { class: "cert-issuer" }, `${t("発行元", "Issuer")}: `, dataValue(issuerName(record))),
+    ...dateLine(record).map((line) => el("p", { class: "cert-date", text: line })),
+    badges(record),
+  );
   if (record.statusCheckedAt) {
     const when = new Date(record.statusCheckedAt).toLocaleString(lang() === "en" ? "en-GB" : "ja-JP");
-    summary.append(el("p", "note", `${t("状態の確認", "Status checked")}: ${when}`));
+    summary.append(el("p", { class: "note", text: `${t("状態の確認", "Status checked")}: ${when}` }));
   }
   if (record.evidence && record.evidence.block !== undefined) {
     const when = record.evidence.timestamp ? `, ${formatDate(record.evidence.timestamp * 1000, lang())}` : "";
     const text = t(`ブロックチェーンに記録: ブロック ${record.evidence.block}`, `Recorded on chain: block ${record.evidence.block}`);
-    summary.append(el("p", "note anchor-block", text + when));
+    summary.append(el("p", { class: "note anchor-block", text: text + when }));
   }
   const claims = parts.claims;
   claims.replaceChildren();
@@ -129,21 +137,22 @@ export function renderDetail(record, parts) {
     ...Object.entries(record.plain || {}),
   ];
   for (const [name, value] of rows) {
-    const dt = el("dt", null, label(record.docType, name, lang()));
-    dt.dataset.claim = name;
-    const dd = el("dd");
-    dd.append(formatValue(record.docType, name, value));
-    claims.append(dt, dd);
+    claims.append(
+      el("dt", { text: label(record, name), dataset: { claim: name } }),
+      el("dd", {}, formatValue(record, name, value)),
+    );
   }
 }
 
 /**
  * Bring a record up to date when online: its status (at most once a minute unless
- * `force`) and its anchor evidence until found. Resolves to the stored record.
+ * `force`), its anchor evidence until found, and its type metadata if it has none.
+ * Resolves to the stored record.
  */
 export async function refreshRecord(record, { force = false } = {}) {
   let current = record;
   if (!current.evidence) current = (await fetchEvidence(current)) || current;
+  if (!current.typeMetadata) current = (await fetchTypeMetadata(current)) || current;
   if (!(await getCredential(current.id))) return current; // deleted meanwhile
   const due = force || !current.statusCheckedAt || Date.now() - current.statusCheckedAt > STATUS_TTL;
   if (current.status && due) {

@@ -2,126 +2,80 @@
 // the company will see, and shows a QR code (embedded, or a link to a sealed copy on
 // the wallet's relay when the presentation is too large), or answers a verifier's
 // request (nonce and audience signed by the holder key) by sending it directly.
-import { getCredential } from "./store.js";
-import { present } from "./sdjwt.js";
+// Every screen is drawn in the page's language and drawn again when it changes.
+import { b32, b64uDecode, b64uJson } from "./b64.js";
+import { el } from "./dom.js";
+import { Problem, joinList, messageOf, t } from "./i18n.js";
+import { dataValue, valueText } from "./list.js";
 import { encode as qrEncode, svg as qrSvg } from "./qrcode.js";
+import { REGISTERED, present } from "./sdjwt.js";
+import { getCredential } from "./store.js";
+import { label, loadTypes, title } from "./types.js";
 
-const LABELS = {
-  juminhyo: {
-    family_name: "氏", given_name: "名", family_name_kana: "氏（フリガナ）",
-    given_name_kana: "名（フリガナ）", birthdate: "生年月日", sex: "性別", address: "住所",
-    head_of_household: "世帯主", relationship_to_head: "続柄",
-    resident_since: "住民となった年月日", address_since: "住所を定めた年月日",
-    notified_on: "届出日", previous_address: "前住所", registered_domicile: "本籍",
-    domicile_head: "筆頭者",
-  },
-  partnership: {
-    holder_family_name: "本人の氏", holder_given_name: "本人の名",
-    holder_birthdate: "本人の生年月日", partner_family_name: "パートナーの氏",
-    partner_given_name: "パートナーの名", partner_birthdate: "パートナーの生年月日",
-    declared_on: "宣誓日", certificate_number: "受領証番号", address: "住所",
-    children: "子（ファミリーシップ）", recognized_by: "連携自治体",
-  },
-};
-const TITLES = { juminhyo: "住民票の写し", partnership: "パートナーシップ宣誓書受領証" };
+// The usual choices per document type; `id` (data-preset) stays the same in either language.
 const PRESETS = {
   juminhyo: [
-    { label: "住所確認", names: ["family_name", "given_name", "address"] },
-    { label: "年齢確認", names: ["birthdate"] },
+    { id: "住所確認", ja: "住所確認", en: "Address check", names: ["family_name", "given_name", "address"] },
+    { id: "年齢確認", ja: "年齢確認", en: "Age check", names: ["birthdate"] },
   ],
   partnership: [
     {
-      label: "関係の確認",
-      names: ["holder_family_name", "holder_given_name", "partner_family_name",
-        "partner_given_name", "declared_on"],
+      id: "関係の確認",
+      ja: "関係の確認",
+      en: "Partnership check",
+      names: ["holder_family_name", "holder_given_name", "partner_family_name", "partner_given_name", "declared_on"],
+    },
+  ],
+  contract: [
+    {
+      id: "契約の確認",
+      ja: "契約の確認",
+      en: "Contract check",
+      names: ["title", "contract_number", "orderer", "contractor", "concluded_on"],
     },
   ],
 };
-// Registered claims and SD-JWT machinery: never shown to the resident as "items".
-const TECHNICAL = new Set(["iss", "iat", "exp", "nbf", "vct", "cnf", "status", "sub",
-  "_sd", "_sd_alg", "vct#integrity"]);
 const REQUEST_PREFIX = "shomei-request:";
-const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 // Test hook: ?present-link=1 forces link mode, so tests reach it with any credential.
 const FORCE_LINK = new URLSearchParams(location.search).get("present-link") === "1";
 
 const section = document.getElementById("present");
 let hiddenViews = [];
-let current = null; // {record, checks: Map(name -> checkbox)}
+// {record, checks: Map(name -> checkbox), redraw: () => void} while a screen is open
+let current = null;
 let camera = null;
 
 // ------------------------------------------------------------------ helpers
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
-function label(record, name) {
-  const fromRecord = (record.labels || {})[name];
-  return fromRecord || (LABELS[record.docType] || {})[name] || name;
-}
-
-function formatDate(text) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
-  return m ? `${Number(m[1])}年${Number(m[2])}月${Number(m[3])}日` : text;
-}
-
-function formatValue(value) {
-  if (value === null || value === undefined) return "";
-  if (typeof value === "string") return formatDate(value);
-  if (Array.isArray(value)) return value.map(formatValue).join("、");
-  if (typeof value === "object") return Object.values(value).map(formatValue).join(" ");
-  return String(value);
-}
-
-function b32(bytes) {
-  let bits = 0, value = 0, out = "";
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += B32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += B32[(value << (5 - bits)) & 31];
-  return out;
-}
-
-function b64uDecodeBytes(text) {
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
-
-function b64uDecodeText(text) {
-  return new TextDecoder("utf-8", { fatal: true }).decode(b64uDecodeBytes(text));
-}
 
 async function postJson(url, body) {
   const resp = await fetch(url, {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body), cache: "no-store", credentials: "omit",
   });
-  let doc = null;
+  let doc;
   try { doc = await resp.json(); } catch { doc = null; }
   return { ok: resp.ok, status: resp.status, doc };
 }
 
-function errorText(doc, fallback) {
+/** The server's reason, from the one JSON error document (`{error: {code, message: {ja, en}}}`). */
+function refusal(doc, ja, en) {
   const e = doc && doc.error;
-  if (!e) return fallback;
-  if (typeof e === "string") return (doc.message || fallback);
-  const m = e.message;
-  return typeof m === "string" ? m : (m && m.ja) || fallback;
+  const m = e && typeof e === "object" ? e.message : null;
+  if (m && typeof m === "object" && (m.ja || m.en)) return new Problem(m.ja || m.en, m.en || m.ja);
+  if (typeof m === "string" && m) return new Problem(`${ja}（${m}）`, `${en} (${m})`);
+  return new Problem(ja, en);
+}
+
+function claimRow(record, c, box) {
+  return el("label", { class: "present-claim", for: box.id }, box,
+    el("span", { class: "present-claim-label", text: label(record, c.name) }),
+    dataValue(valueText(c.value), { class: "present-claim-value" }));
+}
+
+/** "<label>: <value>" with the value marked as the certificate's. */
+function labelled(tag, record, name, value) {
+  return el(tag, {}, `${label(record, name)}: `, dataValue(valueText(value)));
 }
 
 // ------------------------------------------------------------------ views
@@ -142,12 +96,17 @@ function close() {
   current = null;
 }
 
+function show(redraw) {
+  current.redraw = redraw;
+  redraw();
+}
+
 function selectedNames() {
   return [...current.checks].filter(([, box]) => box.checked).map(([name]) => name);
 }
 
 function plainItems(record) {
-  return Object.entries(record.plain || {}).filter(([k]) => !TECHNICAL.has(k));
+  return Object.entries(record.plain || {}).filter(([k]) => !REGISTERED.has(k));
 }
 
 function renderPreview(box) {
@@ -155,35 +114,37 @@ function renderPreview(box) {
   const names = selectedNames();
   const dl = el("dl", { class: "present-preview-list" });
   for (const c of record.claims.filter((c) => names.includes(c.name))) {
-    dl.append(el("dt", { text: label(record, c.name) }), el("dd", { text: formatValue(c.value) }));
+    dl.append(el("dt", { text: label(record, c.name) }), el("dd", {}, dataValue(valueText(c.value))));
   }
   for (const [k, v] of plainItems(record)) {
-    dl.append(el("dt", { text: label(record, k) }), el("dd", { text: formatValue(v) }));
+    dl.append(el("dt", { text: label(record, k) }), el("dd", {}, dataValue(valueText(v))));
   }
   box.replaceChildren(
-    el("h3", { text: "相手に見える内容" }),
-    names.length ? dl : el("p", { class: "error", text: "項目が選ばれていません" }),
-    el("p", { class: "note", text: "発行元（市）と有効期限、取り消されていないかどうかも相手に伝わります。これ以外の項目は相手に見えません。" }),
+    el("h3", { text: t("相手に見える内容", "What the other party will see") }),
+    names.length ? dl : el("p", { class: "error", text: t("項目が選ばれていません", "No items are chosen") }),
+    el("p", { class: "note", text: t(
+      "発行元（市）と有効期限、取り消されていないかどうかも相手に伝わります。これ以外の項目は相手に見えません。",
+      "The issuer (the city), the expiry date and whether it has been revoked are shown too. No other item is shown.",
+    ) }),
   );
   current.showButton.disabled = names.length === 0;
 }
 
-function renderChooser(record) {
+function renderChooser(record, chosen = []) {
   const preview = el("div", { class: "present-preview", id: "present-preview", "aria-live": "polite" });
   current.checks = new Map();
-  const list = el("div", { class: "present-claims", role: "group", "aria-label": "見せる項目" });
+  const list = el("div", { class: "present-claims", role: "group", "aria-label": t("見せる項目", "Items to show") });
   for (const c of record.claims) {
     const box = el("input", { type: "checkbox", name: c.name, value: c.name, id: `present-claim-${c.name}` });
+    box.checked = chosen.includes(c.name);
     box.addEventListener("change", () => renderPreview(preview));
     current.checks.set(c.name, box);
-    list.append(el("label", { class: "present-claim", for: box.id }, box,
-      el("span", { class: "present-claim-label", text: label(record, c.name) }),
-      el("span", { class: "present-claim-value", text: formatValue(c.value) })));
+    list.append(claimRow(record, c, box));
   }
   const presets = el("div", { class: "present-presets" });
   for (const p of PRESETS[record.docType] || []) {
     presets.append(el("button", {
-      type: "button", class: "button", "data-preset": p.label, text: p.label,
+      type: "button", class: "button", "data-preset": p.id, text: t(p.ja, p.en),
       onclick: () => {
         current.checks.forEach((box, name) => { box.checked = p.names.includes(name); });
         renderPreview(preview);
@@ -191,22 +152,35 @@ function renderChooser(record) {
     }));
   }
   current.showButton = el("button", {
-    type: "button", id: "present-show", class: "button primary", text: "QRコードを表示", disabled: true,
-    onclick: () => showQr().catch((e) => fail(e)),
+    type: "button", id: "present-show", class: "button primary", text: t("QRコードを表示", "Show the QR code"),
+    disabled: true, onclick: () => showQr().catch((e) => fail(e)),
   });
   section.replaceChildren(
-    el("button", { type: "button", id: "present-back", class: "link-button", text: "← 戻る", onclick: close }),
-    el("h2", { id: "present-title", text: `${TITLES[record.docType] || record.issuerName || "証明書"}を提示する` }),
-    el("p", { text: "相手に見せる項目を選んでください。選ばなかった項目は相手に見えません。" }),
-    el("h3", { text: "よく使う組み合わせ" }), presets,
-    el("h3", { text: "項目" }), list,
+    el("button", { type: "button", id: "present-back", class: "link-button", text: t("← 戻る", "← Back"), onclick: close }),
+    el("h2", { id: "present-title", text: t(`${title(record)}を提示する`, `Show your ${title(record)}`) }),
+    el("p", { text: t(
+      "相手に見せる項目を選んでください。選ばなかった項目は相手に見えません。",
+      "Choose the items to show. Items you do not choose stay hidden.",
+    ) }),
+    presets.childElementCount ? el("h3", { text: t("よく使う組み合わせ", "Common choices") }) : null,
+    presets.childElementCount ? presets : null,
+    el("h3", { text: t("項目", "Items") }), list,
     preview,
     el("div", { class: "actions" }, current.showButton,
-      el("button", { type: "button", id: "present-answer", class: "button", text: "依頼に答える", onclick: answerRequest })),
+      el("button", {
+        type: "button", id: "present-answer", class: "button", text: t("依頼に答える", "Answer a request"),
+        onclick: answerRequest,
+      })),
     el("p", { id: "present-status", class: "note", role: "status", "aria-live": "polite" }),
     el("p", { id: "present-error", class: "error", role: "alert", hidden: true }),
   );
   renderPreview(preview);
+}
+
+// The chooser keeps what was ticked when it is drawn again (another language, back
+// from answering a request).
+function chooser(record) {
+  show(() => renderChooser(record, selectedNames()));
 }
 
 function status(text) {
@@ -217,7 +191,7 @@ function status(text) {
 function fail(err) {
   const node = document.getElementById("present-error");
   if (!node) return;
-  node.textContent = typeof err === "string" ? err : `提示できませんでした（${err && err.message ? err.message : err}）`;
+  node.textContent = t(`提示できませんでした（${messageOf(err)}）`, `Could not show it (${messageOf(err)})`);
   node.hidden = false;
   status("");
 }
@@ -225,7 +199,7 @@ function fail(err) {
 // ------------------------------------------------------------------ QR code
 
 async function sealAndUpload(containerB64u) {
-  const container = b64uDecodeBytes(containerB64u);
+  const container = b64uDecode(containerB64u);
   const id = crypto.getRandomValues(new Uint8Array(16));
   const key = crypto.getRandomValues(new Uint8Array(16));
   const nonce = crypto.getRandomValues(new Uint8Array(12));
@@ -240,7 +214,9 @@ async function sealAndUpload(containerB64u) {
     method: "PUT", body: blob, headers: { "Content-Type": "application/octet-stream" },
     cache: "no-store",
   });
-  if (!resp.ok) throw new Error(`中継サーバーに保存できません（${resp.status}）`);
+  if (!resp.ok) {
+    throw new Problem(`中継サーバーに保存できません（${resp.status}）`, `the relay did not take it (${resp.status})`);
+  }
   // As LinkRef.to_url(): scheme and host upper-case, so most of the URL is alphanumeric.
   const head = `${base.protocol.slice(0, -1).toUpperCase()}://${base.host.toUpperCase()}`;
   return `${head}${base.pathname}/${b32(id)}#${b32(key)}`;
@@ -249,11 +225,11 @@ async function sealAndUpload(containerB64u) {
 async function showQr() {
   const record = current.record;
   const names = selectedNames();
-  status("QRコードを作っています…");
+  status(t("QRコードを作っています…", "Making the QR code…"));
   document.getElementById("present-error").hidden = true;
   const presentation = await present(record, names, null);
   const { ok, doc } = await postJson("/api/encode", { presentation, evidence: record.evidence || null });
-  if (!ok || !doc) throw new Error(errorText(doc, "QRコードを作れません"));
+  if (!ok || !doc) throw refusal(doc, "QRコードを作れません", "cannot make the QR code");
   let text, mode;
   if (doc.mode === "embedded" && !FORCE_LINK) {
     text = doc.payload;
@@ -263,7 +239,7 @@ async function showQr() {
     text = await sealAndUpload(container);
     mode = "link";
   }
-  renderQr(record, names, text, mode);
+  if (current && current.record === record) show(() => renderQr(record, names, text, mode));
 }
 
 // Only for the link-mode test hook: the encoder answered "embedded", so ask it again
@@ -271,25 +247,25 @@ async function showQr() {
 async function containerFor(presentation, record) {
   const { doc } = await postJson("/api/encode?container=1", { presentation, evidence: record.evidence || null });
   if (doc && doc.container) return doc.container;
-  throw new Error("中継用のデータを作れません");
+  throw new Problem("中継用のデータを作れません", "cannot make the data for the relay");
 }
 
 function renderQr(record, names, text, mode) {
   const qr = qrEncode(text);
   const picture = qrSvg(qr, { border: 4, scale: Math.max(3, Math.floor(Math.min(window.innerWidth - 32, 640) / (qr.size + 8))) });
-  picture.setAttribute("aria-label", "提示用QRコード");
+  picture.setAttribute("aria-label", t("提示用QRコード", "QR code to show"));
   const shown = el("ul", { class: "present-shown" },
-    ...record.claims.filter((c) => names.includes(c.name)).map((c) =>
-      el("li", { text: `${label(record, c.name)}: ${formatValue(c.value)}` })));
+    ...record.claims.filter((c) => names.includes(c.name)).map((c) => labelled("li", record, c.name, c.value)));
   section.replaceChildren(
-    el("h2", { text: "相手にこのQRコードを読み取ってもらってください" }),
+    el("h2", { text: t("相手にこのQRコードを読み取ってもらってください", "Let the other party scan this QR code") }),
     el("div", { id: "present-qr", class: "present-qr", "data-mode": mode, "data-version": String(qr.version) }, picture),
     el("p", { class: "note", text: mode === "link"
-      ? "提示データは暗号化して中継サーバーに10分間だけ置かれます。読み取られると消えます。"
-      : "QRコードの中に提示データが入っています。" }),
-    el("h3", { text: "このQRコードに入っている項目" }), shown,
+      ? t("提示データは暗号化して中継サーバーに10分間だけ置かれます。読み取られると消えます。",
+        "The data is encrypted and kept on the relay for 10 minutes only; it is deleted once read.")
+      : t("QRコードの中に提示データが入っています。", "The data is inside the QR code itself.") }),
+    el("h3", { text: t("このQRコードに入っている項目", "Items in this QR code") }), shown,
     copyButton(text),
-    el("button", { type: "button", id: "present-close", class: "button primary", text: "閉じる", onclick: close }),
+    el("button", { type: "button", id: "present-close", class: "button primary", text: t("閉じる", "Close"), onclick: close }),
   );
   window.scrollTo(0, 0);
 }
@@ -299,9 +275,14 @@ function renderQr(record, names, text, mode) {
 function copyButton(text) {
   const note = el("p", { class: "note", id: "present-copied", "aria-live": "polite" });
   const button = el("button", {
-    type: "button", id: "present-copy", class: "button", text: "QRコードの内容をテキストでコピー",
+    type: "button", id: "present-copy", class: "button", text: t("QRコードの内容をテキストでコピー", "Copy the QR code as text"),
     onclick: () => {
-      const done = () => { note.textContent = "コピーしました。確認サービスの「貼り付け」に貼り付けられます。"; };
+      const done = () => {
+        note.textContent = t(
+          "コピーしました。確認サービスの「貼り付け」に貼り付けられます。",
+          "Copied: paste it into the checking service's “Paste” box.",
+        );
+      };
       if (navigator.clipboard && navigator.clipboard.writeText) {
         navigator.clipboard.writeText(text).then(done, () => { note.textContent = text; });
       } else {
@@ -317,12 +298,19 @@ function copyButton(text) {
 
 function parseRequest(text) {
   const trimmed = text.trim();
-  if (!trimmed.startsWith(REQUEST_PREFIX)) throw new Error("確認サービスの依頼ではありません");
-  const req = JSON.parse(b64uDecodeText(trimmed.slice(REQUEST_PREFIX.length)));
-  const uri = new URL(req.response_uri);
+  if (!trimmed.startsWith(REQUEST_PREFIX)) {
+    throw new Problem("確認サービスの依頼ではありません", "this is not a checking service's request");
+  }
+  let req, uri;
+  try {
+    req = b64uJson(trimmed.slice(REQUEST_PREFIX.length));
+    uri = new URL(req.response_uri);
+  } catch {
+    throw new Problem("依頼の内容が不正です", "the request is malformed");
+  }
   if (!["http:", "https:"].includes(uri.protocol) || typeof req.nonce !== "string" ||
       typeof req.client_id !== "string") {
-    throw new Error("依頼の内容が不正です");
+    throw new Problem("依頼の内容が不正です", "the request is malformed");
   }
   const claims = Array.isArray(req.claims) ? req.claims.filter((c) => typeof c === "string") : [];
   return { responseUri: uri.href, nonce: req.nonce, clientId: req.client_id, claims };
@@ -331,7 +319,7 @@ function parseRequest(text) {
 function stopCamera() {
   if (!camera) return;
   clearInterval(camera.timer);
-  camera.stream.getTracks().forEach((t) => t.stop());
+  camera.stream.getTracks().forEach((track) => track.stop());
   camera = null;
 }
 
@@ -360,31 +348,51 @@ async function startCamera(video, onText) {
 
 function answerRequest() {
   const record = current.record;
-  const video = el("video", { id: "request-video", playsinline: true, muted: true });
-  const textarea = el("textarea", { id: "request-text", rows: "3", autocomplete: "off", spellcheck: "false" });
-  const error = el("p", { id: "request-error", class: "error", role: "alert", hidden: true });
-  const accept = (text) => {
-    try {
-      confirmRequest(record, parseRequest(text));
-    } catch (e) {
-      error.textContent = `依頼を読み取れません（${e.message}）`;
+  let pasted = "";
+  let problem = null; // [ja, en] of the last refusal
+  show(() => {
+    stopCamera();
+    const video = el("video", { id: "request-video", playsinline: true, muted: true });
+    const textarea = el("textarea", { id: "request-text", rows: "3", autocomplete: "off", spellcheck: "false" });
+    textarea.value = pasted;
+    textarea.addEventListener("input", () => { pasted = textarea.value; });
+    const error = el("p", { id: "request-error", class: "error", role: "alert", hidden: true });
+    const say = (ja, en) => {
+      problem = [ja, en];
+      error.textContent = t(ja, en);
       error.hidden = false;
-    }
-  };
-  section.replaceChildren(
-    el("button", { type: "button", class: "link-button", text: "← 戻る", onclick: () => { stopCamera(); renderChooser(record); } }),
-    el("h2", { text: "確認サービスの依頼に答える" }),
-    el("p", { text: "相手の画面に表示された「提示の依頼」のQRコードを読み取ってください。" }),
-    el("button", { type: "button", id: "request-camera", class: "button primary", text: "カメラで読み取る",
-      onclick: () => startCamera(video, accept).catch(() => {
-        error.textContent = "カメラを使えません。依頼の文字列を貼り付けてください。";
-        error.hidden = false;
-      }) }),
-    el("div", { class: "camera" }, video),
-    el("label", { for: "request-text", text: "依頼の文字列（shomei-request:…）を貼り付ける" }), textarea,
-    el("button", { type: "button", id: "request-read", class: "button", text: "読み込む", onclick: () => accept(textarea.value) }),
-    error,
-  );
+    };
+    if (problem) say(...problem);
+    const accept = (text) => {
+      try {
+        confirmRequest(record, parseRequest(text));
+      } catch (e) {
+        const why = e instanceof Problem ? e : new Problem(e.message, e.message);
+        say(`依頼を読み取れません（${why.ja}）`, `Cannot read the request (${why.en})`);
+      }
+    };
+    section.replaceChildren(
+      el("button", {
+        type: "button", class: "link-button", text: t("← 戻る", "← Back"),
+        onclick: () => { stopCamera(); chooser(record); },
+      }),
+      el("h2", { text: t("確認サービスの依頼に答える", "Answer a checking service's request") }),
+      el("p", { text: t(
+        "相手の画面に表示された「提示の依頼」のQRコードを読み取ってください。",
+        "Scan the request QR code shown on the other party's screen.",
+      ) }),
+      el("button", { type: "button", id: "request-camera", class: "button primary", text: t("カメラで読み取る", "Scan with the camera"),
+        onclick: () => startCamera(video, accept).catch(() => {
+          say("カメラを使えません。依頼の文字列を貼り付けてください。", "Cannot use the camera: paste the request text instead.");
+        }) }),
+      el("div", { class: "camera" }, video),
+      el("label", { for: "request-text", text: t(
+        "依頼の文字列（shomei-request:…）を貼り付ける", "Paste the request text (shomei-request:…)",
+      ) }), textarea,
+      el("button", { type: "button", id: "request-read", class: "button", text: t("読み込む", "Read"), onclick: () => accept(textarea.value) }),
+      error,
+    );
+  });
 }
 
 function confirmRequest(record, req) {
@@ -392,63 +400,78 @@ function confirmRequest(record, req) {
   const have = new Set(record.claims.map((c) => c.name));
   const asked = req.claims.filter((n) => have.has(n));
   const missing = req.claims.filter((n) => !have.has(n));
-  const checks = new Map();
-  const list = el("div", { class: "present-claims" });
-  for (const c of record.claims) {
-    const box = el("input", { type: "checkbox", id: `answer-claim-${c.name}`, value: c.name });
-    box.checked = asked.includes(c.name);
-    checks.set(c.name, box);
-    list.append(el("label", { class: "present-claim", for: box.id }, box,
-      el("span", { class: "present-claim-label", text: label(record, c.name) }),
-      el("span", { class: "present-claim-value", text: formatValue(c.value) })));
-  }
-  const result = el("p", { id: "answer-status", role: "status", "aria-live": "polite" });
-  const send = el("button", {
-    type: "button", id: "answer-send", class: "button primary", text: "この内容で送信する",
-    onclick: async () => {
-      const names = [...checks].filter(([, b]) => b.checked).map(([n]) => n);
-      if (!names.length) { result.textContent = "項目を選んでください"; return; }
-      send.disabled = true;
-      result.dataset.state = "sending";
-      result.textContent = "送信しています…";
-      try {
-        const presentation = await present(record, names, { nonce: req.nonce, aud: req.clientId });
-        const { ok, doc } = await postJson(req.responseUri, { presentation, evidence: record.evidence || null });
-        if (!ok) throw new Error(errorText(doc, "相手が受け付けませんでした"));
-        result.textContent = "送信しました";
-        result.dataset.verdict = doc.verdict || "";
-        result.dataset.state = "sent";
-      } catch (e) {
-        result.textContent = `送信できませんでした（${e.message}）`;
-        result.dataset.state = "failed";
-        send.disabled = false;
-      }
-    },
+  const chosen = new Set(asked);
+  let outcome = null; // {state, ja, en, verdict}
+  let sending = false;
+  show(() => {
+    const list = el("div", { class: "present-claims" });
+    for (const c of record.claims) {
+      const box = el("input", { type: "checkbox", id: `answer-claim-${c.name}`, value: c.name });
+      box.checked = chosen.has(c.name);
+      box.addEventListener("change", () => { if (box.checked) chosen.add(c.name); else chosen.delete(c.name); });
+      list.append(claimRow(record, c, box));
+    }
+    const result = el("p", { id: "answer-status", role: "status", "aria-live": "polite" });
+    const report = (next) => {
+      outcome = next;
+      result.textContent = t(next.ja, next.en);
+      if (next.state) result.dataset.state = next.state;
+      if (next.verdict !== undefined) result.dataset.verdict = next.verdict;
+    };
+    if (outcome) report(outcome);
+    const send = el("button", {
+      type: "button", id: "answer-send", class: "button primary", text: t("この内容で送信する", "Send these items"),
+      disabled: sending,
+      onclick: async () => {
+        const names = record.claims.map((c) => c.name).filter((n) => chosen.has(n));
+        if (!names.length) { report({ ja: "項目を選んでください", en: "Choose the items to send" }); return; }
+        sending = true;
+        send.disabled = true;
+        report({ state: "sending", ja: "送信しています…", en: "Sending…" });
+        try {
+          const presentation = await present(record, names, { nonce: req.nonce, aud: req.clientId });
+          const { ok, doc } = await postJson(req.responseUri, { presentation, evidence: record.evidence || null });
+          if (!ok) throw refusal(doc, "相手が受け付けませんでした", "the other party refused it");
+          report({ state: "sent", ja: "送信しました", en: "Sent", verdict: doc.verdict || "" });
+        } catch (e) {
+          const why = e instanceof Problem ? e : new Problem(e.message, e.message);
+          report({ state: "failed", ja: `送信できませんでした（${why.ja}）`, en: `Could not send it (${why.en})` });
+          sending = false;
+          send.disabled = false;
+        }
+      },
+    });
+    section.replaceChildren(
+      el("h2", { text: t("提示の依頼", "Request to show") }),
+      el("p", { class: "request-from" }, `${t("依頼元", "From")}: `, el("strong", { id: "request-client", text: req.clientId })),
+      el("p", { text: asked.length
+        ? `${t("求められている項目", "Items asked for")}: ${joinList(asked.map((n) => label(record, n)))}`
+        : t("項目の指定はありません。見せる項目を選んでください。", "No items were asked for: choose the items to show.") }),
+      missing.length
+        ? el("p", { class: "note", text: `${t("この証明書にない項目", "Not in this certificate")}: ${joinList(missing)}` })
+        : null,
+      list,
+      el("p", { class: "note", text: t(
+        "選んだ項目だけが、この端末の鍵で署名されて依頼元に送られます。",
+        "Only the chosen items are sent, signed with this phone's key.",
+      ) }),
+      el("div", { class: "actions" }, send,
+        el("button", { type: "button", class: "button", text: t("閉じる", "Close"), onclick: close })),
+      result,
+    );
   });
-  section.replaceChildren(
-    el("h2", { text: "提示の依頼" }),
-    el("p", { class: "request-from" }, "依頼元: ", el("strong", { id: "request-client", text: req.clientId })),
-    el("p", { text: asked.length
-      ? `求められている項目: ${asked.map((n) => label(record, n)).join("、")}`
-      : "項目の指定はありません。見せる項目を選んでください。" }),
-    missing.length ? el("p", { class: "note", text: `この証明書にない項目: ${missing.join("、")}` }) : null,
-    list,
-    el("p", { class: "note", text: "選んだ項目だけが、この端末の鍵で署名されて依頼元に送られます。" }),
-    el("div", { class: "actions" }, send,
-      el("button", { type: "button", class: "button", text: "閉じる", onclick: close })),
-    result,
-  );
 }
 
 // ------------------------------------------------------------------ entry
 
 async function onPresent(event) {
   const id = event.detail && event.detail.id;
-  const record = id ? await getCredential(id) : null;
+  const [record] = await Promise.all([id ? getCredential(id) : null, loadTypes()]);
   if (!record) return;
+  if (current) close();
   open();
-  current = { record, checks: new Map() };
-  renderChooser(record);
+  current = { record, checks: new Map(), redraw: null };
+  chooser(record);
 }
 
 if (section) {
@@ -457,5 +480,6 @@ if (section) {
   css.href = "/static/present.css";
   document.head.append(css);
   window.addEventListener("shomei:present", (e) => { onPresent(e).catch((err) => console.error(err)); });
+  window.addEventListener("shomei:lang", () => { if (current && current.redraw) current.redraw(); });
   window.addEventListener("pagehide", stopCamera);
 }

@@ -1,25 +1,25 @@
 // Receiving a certificate from the city (OpenID4VCI 1.0, pre-authorized code flow with
 // a tx_code), exactly as tests/issuer/test_oid4vci.py walks it: issuer metadata →
-// token (code + 確認番号) → nonce → a new holder key → proof JWT → credential.
-import { createHolderKey, signJwt, utf8 } from "./keys.js";
-import { parse } from "./sdjwt.js";
+// token (code + 確認番号) → nonce → a new holder key → proof JWT → credential; then the
+// SD-JWT VC type metadata its vct resolves to, kept with it for titles and labels.
+import { b64uDecode, utf8 } from "./b64.js";
+import { Problem } from "./i18n.js";
+import { createHolderKey, signJwt } from "./keys.js";
+import { REGISTERED, parse } from "./sdjwt.js";
 import { hex, sha256 } from "./sha256.js";
 import { deleteKey, getCredential, putCredential } from "./store.js";
 
 export const OFFER_SCHEME = "openid-credential-offer://";
 export const PRE_AUTHORIZED = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
-const REGISTERED = new Set([
-  "iss", "iat", "exp", "nbf", "vct", "cnf", "status", "sub", "_sd", "_sd_alg", "vct#integrity",
-]);
+const INTEGRITY = { sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
+const MAX_TYPE_METADATA = 256 * 1024;
 
 /** A refusal or failure the resident can act on: `kind` is "wrong_code", "used",
  * "expired", "blocked", "not_valid", "network", "offer" (not an offer) or "issuer". */
-export class ReceiveError extends Error {
+export class ReceiveError extends Problem {
   constructor(kind, ja, en, extra = {}) {
-    super(ja);
+    super(ja, en);
     this.kind = kind;
-    this.ja = ja;
-    this.en = en;
     Object.assign(this, extra);
   }
 }
@@ -83,7 +83,7 @@ async function call(url, init) {
       "cannot reach the issuer: check the connection and try again",
     );
   }
-  let body = null;
+  let body;
   try {
     body = await response.json();
   } catch {
@@ -158,18 +158,31 @@ export async function issuerMetadata(issuer) {
   return body;
 }
 
-/** The issuer's display name and the type's title from its metadata. */
+function byLanguage(display, key) {
+  const out = {};
+  for (const d of Array.isArray(display) ? display : []) {
+    const tag = String(d.locale || d.lang || "ja").slice(0, 2).toLowerCase();
+    if (typeof d[key] === "string" && !(tag in out)) out[tag] = d[key];
+  }
+  return out;
+}
+
+/**
+ * From the issuer's metadata: its display names and the type's titles, each
+ * `{ja, en, …}` by language, `issuerName` (the Japanese name, else the first) and the
+ * type's `vct`.
+ */
 export function describeOffer(offer, metadata) {
-  const names = (metadata && metadata.display) || [];
-  const issuerName = (names.find((d) => /^ja/.test(d.locale || "")) || names[0] || {}).name;
+  const issuerNames = byLanguage(metadata && metadata.display, "name");
   const config =
     metadata && metadata.credential_configurations_supported
       ? metadata.credential_configurations_supported[offer.credential_configuration_ids[0]]
       : null;
-  const display = (config && ((config.credential_metadata || {}).display || config.display)) || [];
+  const display = config && ((config.credential_metadata || {}).display || config.display);
   return {
-    issuerName: issuerName || offer.credential_issuer,
-    typeNames: Object.fromEntries(display.map((d) => [(d.locale || "ja").slice(0, 2), d.name])),
+    issuerName: issuerNames.ja || Object.values(issuerNames)[0] || offer.credential_issuer,
+    issuerNames,
+    typeNames: byLanguage(display, "name"),
     vct: config ? config.vct : null,
   };
 }
@@ -180,7 +193,7 @@ function newId() {
 }
 
 /** The wallet's record of a received SD-JWT VC (see store.js). */
-export function makeRecord(sdJwt, { keyId, issuerName, docType }) {
+export function makeRecord(sdJwt, { keyId, issuerName, issuerNames = null, docType }) {
   const { jwt, payload, disclosures } = parse(sdJwt);
   const leaf = new Uint8Array(33);
   leaf[0] = 0x00;
@@ -198,6 +211,7 @@ export function makeRecord(sdJwt, { keyId, issuerName, docType }) {
     vct: payload.vct,
     issuer: payload.iss,
     issuerName: issuerName || payload.iss,
+    issuerNames: issuerNames || {},
     issuedAt: typeof payload.iat === "number" ? payload.iat * 1000 : null,
     expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : null,
     claims: disclosures
@@ -211,6 +225,7 @@ export function makeRecord(sdJwt, { keyId, issuerName, docType }) {
     leafHex,
     evidenceUrl: `${payload.iss}/oid4vci/evidence/${leafHex}`,
     evidence: null,
+    typeMetadata: null,
     receivedAt: Date.now(),
   };
 }
@@ -218,7 +233,7 @@ export function makeRecord(sdJwt, { keyId, issuerName, docType }) {
 /**
  * Exchange the offer and the resident's 確認番号 for a credential bound to a new key;
  * store it and resolve to its record. `onStep(name)` reports "metadata", "token",
- * "key", "credential", "saved". Rejects with ReceiveError.
+ * "key", "credential", "type", "saved". Rejects with ReceiveError.
  */
 export async function receiveCredential(offer, txCode, { onStep = () => {} } = {}) {
   const issuer = offer.credential_issuer;
@@ -280,7 +295,12 @@ export async function receiveCredential(offer, txCode, { onStep = () => {} } = {
     if (!answer.response.ok || typeof sdJwt !== "string") {
       throw issuerError(answer.body, answer.response.status);
     }
-    const record = makeRecord(sdJwt, { keyId: key.id, issuerName: about.issuerName, docType: configuration });
+    const record = makeRecord(sdJwt, {
+      keyId: key.id,
+      issuerName: about.issuerName,
+      issuerNames: about.issuerNames,
+      docType: configuration,
+    });
     const cnf = parse(sdJwt).payload.cnf;
     if (record.issuer !== issuer) {
       throw new ReceiveError(
@@ -296,6 +316,8 @@ export async function receiveCredential(offer, txCode, { onStep = () => {} } = {
         "the credential received is not bound to this phone's key",
       );
     }
+    onStep("type");
+    record.typeMetadata = await typeMetadata(record);
     await putCredential(record);
     onStep("saved");
     return record;
@@ -329,6 +351,56 @@ export async function fetchEvidence(record) {
   const latest = await getCredential(record.id);
   if (!latest) return null; // deleted meanwhile: do not bring it back
   const updated = { ...latest, evidence };
+  await putCredential(updated);
+  return updated;
+}
+
+async function matchesIntegrity(bytes, integrity) {
+  // Subresource Integrity: "sha256-<base64>" and others, one of which must match.
+  for (const item of String(integrity).trim().split(/\s+/)) {
+    const m = /^(sha256|sha384|sha512)-([A-Za-z0-9+/_-]+={0,2})$/.exec(item);
+    if (!m) continue;
+    const want = b64uDecode(m[2]);
+    const got = new Uint8Array(await crypto.subtle.digest(INTEGRITY[m[1]], bytes));
+    if (got.length === want.length && got.every((b, i) => b === want[i])) return true;
+  }
+  return false;
+}
+
+/**
+ * The SD-JWT VC type metadata that `record.vct` resolves to (checked against the
+ * credential's `vct#integrity` when it has one), or null when it cannot be had or is
+ * not that type's: the wallet's built-in types (types.js) stand in then.
+ */
+export async function typeMetadata(record) {
+  const vct = record.vct;
+  if (typeof vct !== "string" || !/^https?:\/\//.test(vct)) return null;
+  try {
+    const response = await fetch(vct, { cache: "no-cache", credentials: "omit" });
+    if (!response.ok) return null;
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length > MAX_TYPE_METADATA) return null;
+    const integrity = parse(record.sdJwt).payload["vct#integrity"];
+    if (integrity !== undefined && !(await matchesIntegrity(bytes, integrity))) return null;
+    const doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    if (!doc || doc.vct !== vct || !Array.isArray(doc.claims) || !Array.isArray(doc.display)) return null;
+    return doc;
+  } catch {
+    return null; // offline, not JSON: later
+  }
+}
+
+/**
+ * Fetch the type metadata of a record that has none yet (received offline, or from
+ * an older wallet); store it when found. Resolves to the updated record, else null.
+ */
+export async function fetchTypeMetadata(record) {
+  if (record.typeMetadata) return record;
+  const found = await typeMetadata(record);
+  if (!found) return null;
+  const latest = await getCredential(record.id);
+  if (!latest) return null; // deleted meanwhile: do not bring it back
+  const updated = { ...latest, typeMetadata: found };
   await putCredential(updated);
   return updated;
 }

@@ -2,10 +2,15 @@
 // The issuer makes every personal claim a top-level disclosure (credentials/sdjwt.py
 // issue(): nested values such as `children` travel whole inside their disclosure), so
 // only top-level object-property disclosures are chosen here.
-import { b64u, b64uDecode, signJwt, utf8 } from "./keys.js";
+import { b64u, b64uJson, utf8 } from "./b64.js";
+import { Problem, joinList } from "./i18n.js";
+import { signJwt } from "./keys.js";
 import { sha256 } from "./sha256.js";
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+/** Registered claims and SD-JWT machinery: never items the resident shows or reads. */
+export const REGISTERED = new Set([
+  "iss", "iat", "exp", "nbf", "vct", "cnf", "status", "sub", "_sd", "_sd_alg", "vct#integrity",
+]);
 
 function ascii(text) {
   if (!/^[\x21-\x7e]*$/.test(text)) throw new Error("not an SD-JWT (non-ASCII characters)");
@@ -19,7 +24,7 @@ export function digest(text) {
 
 function decodeJson(part, what) {
   try {
-    return JSON.parse(decoder.decode(b64uDecode(part)));
+    return b64uJson(part);
   } catch {
     throw new Error(`not an SD-JWT (${what} is not base64url JSON)`);
   }
@@ -78,7 +83,10 @@ export async function present(record, names, kb) {
   const available = new Set(top.map((d) => d.name));
   const missing = [...names].filter((n) => !available.has(n));
   if (missing.length) {
-    throw new Error(`この証明書にない項目です / not in this credential: ${missing.join(", ")}`);
+    throw new Problem(
+      `この証明書にない項目です: ${joinList(missing)}`,
+      `not in this credential: ${missing.join(", ")}`,
+    );
   }
   const wanted = new Set(names);
   const chosen = top.filter((d) => wanted.has(d.name)).map((d) => d.raw);

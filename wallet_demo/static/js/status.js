@@ -4,7 +4,7 @@
 // bit i*bits, least significant bit first. With the issuer given, the token must be
 // signed by one of the issuer's keys (issuerkeys.js).
 import { verifyIssuerJws } from "./issuerkeys.js";
-import { b64uDecode } from "./keys.js";
+import { b64uDecode, b64uJson } from "./b64.js";
 
 export const VALID = 0;
 export const INVALID = 1;
@@ -54,7 +54,7 @@ export async function readEntry(statusList, idx) {
 export function tokenPayload(token) {
   const parts = String(token).trim().split(".");
   if (parts.length !== 3) throw new Error("not a status list token");
-  return JSON.parse(new TextDecoder().decode(b64uDecode(parts[1])));
+  return b64uJson(parts[1]);
 }
 
 /**
