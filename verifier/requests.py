@@ -11,7 +11,6 @@ until the company's screen shows it. Time is a parameter (``now``) throughout.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
@@ -19,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from credentials.encoding import b64e
 from credentials.errors import CodedError
 
 PREFIX: Final = "shomei-request:"
@@ -68,7 +68,7 @@ class PendingRequest:
         if self.claims:
             doc["claims"] = list(self.claims)
         raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-        return PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        return PREFIX + b64e(raw)
 
     def state(self, now: float) -> str:
         if self.result is not None:

@@ -8,8 +8,6 @@ credential at all. Nothing here logs or keeps what it sees.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +16,7 @@ from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
 from credentials.agreement import looks_like_agreement
-from credentials.encoding import JST
+from credentials.encoding import JST, b64d
 from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 
 from . import documents
@@ -123,9 +121,8 @@ def parse_evidence(value: object) -> bytes:
         if isinstance(value, dict):
             return anchor_evidence.encode_receipt(merkle.Receipt.from_json(value["receipt"]))
         if isinstance(value, str):
-            padded = value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4)
-            return base64.b64decode(padded, validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error, ShomeiError):
+            return b64d(value.strip())
+    except (ValueError, KeyError, TypeError, ShomeiError):
         pass
     raise InputError(
         "bad_request",

@@ -8,7 +8,6 @@ as the binary receipt, exactly as ``shomei present --receipt`` puts it there.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ from flask.wrappers import Response
 from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
+from credentials.encoding import b64e
 from credentials.errors import ShomeiError
 
 bp = Blueprint("encode", __name__, url_prefix="/api")
@@ -61,7 +61,7 @@ def encode(presentation: str, evidence: bytes | None, *, link: bool = False) -> 
     if not link and version is not None and version <= MAX_EMBEDDED_VERSION:
         return {"mode": "embedded", "payload": payload, "version": version}
     container = qr.encode_container(presentation, evidence)
-    text = base64.urlsafe_b64encode(container).decode("ascii").rstrip("=")
+    text = b64e(container)
     return {"mode": "too_large", "container": text}
 
 
