@@ -13,8 +13,15 @@ def _text(form: Mapping[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+class _Entered:
+    @classmethod
+    def from_form(cls, form: Mapping[str, Any]) -> Self:
+        """The fields of ``form`` (a request's form data), stripped; empty if missing."""
+        return cls(**{f.name: _text(form, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, kw_only=True)
-class ContractorForm:
+class ContractorForm(_Entered):
     """The contractor form's fields, stripped (empty when missing)."""
 
     name: str = ""
@@ -22,13 +29,9 @@ class ContractorForm:
     representative: str = ""
     email: str = ""
 
-    @classmethod
-    def from_form(cls, form: Mapping[str, Any]) -> Self:
-        return cls(**{f.name: _text(form, f.name) for f in fields(cls)})
-
 
 @dataclass(frozen=True, kw_only=True)
-class TermsForm:
+class TermsForm(_Entered):
     """The contract form's terms, stripped (empty when missing); the amount as typed."""
 
     title: str = ""
@@ -37,7 +40,3 @@ class TermsForm:
     period_start: str = ""
     period_end: str = ""
     site: str = ""
-
-    @classmethod
-    def from_form(cls, form: Mapping[str, Any]) -> Self:
-        return cls(**{f.name: _text(form, f.name) for f in fields(cls)})
