@@ -159,6 +159,17 @@ def test_the_shared_edges_import_the_core_at_most(path: Path):
     assert not bad, f"{path.name} imports {bad}: edges -> credentials at most"
 
 
+#: The verification procedure and what it reads: no web framework, no chain library.
+VERIFIER_PURE = ["policy", "results", "documents", "agreements", "inputs", "display"]
+
+
+@pytest.mark.parametrize("name", VERIFIER_PURE)
+def test_the_verification_procedure_is_pure(name: str):
+    path = ROOT / "verifier" / f"{name}.py"
+    bad = sorted(m for m in imports_of(path) if top(m) in WEB | {"sqlalchemy"})
+    assert not bad, f"verifier/{name}.py imports {bad}"
+
+
 def test_merkle_is_pure():
     path = ROOT / "anchor" / "merkle.py"
     bad = sorted(m for m in imports_of(path) if top(m) in WEB)

@@ -19,7 +19,8 @@ from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
-from edges import HeaderPolicy, from_http, install_headers, json_error
+from edges.errors import from_http, json_error
+from edges.headers import HeaderPolicy, install_headers
 
 from . import documents, i18n
 from .http import HTTP_CODES, lang

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from edges import HTTP_ERRORS
+from edges.errors import HTTP_ERRORS
 
 from . import i18n
 from .inputs import InputError

@@ -20,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 
 from credentials import doctypes, qr
 from credentials.errors import CodedError, ShomeiError
-from edges import HeaderPolicy, from_http, install_headers, json_error
+from edges.errors import from_http, json_error
+from edges.headers import HeaderPolicy, install_headers
 
 from . import encode, icons, relay
 

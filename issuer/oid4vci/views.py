@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 import issuer.oid4vci as oid4vci
 from anchor.config import ChainConfig, ConfigError
 from credentials.errors import CodedError
-from edges import json_error
+from edges.errors import json_error
 from issuer.city import city
 from issuer.db import get_session
 from issuer.web import csrf

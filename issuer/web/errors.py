@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
-from edges import from_http, json_error
+from edges.errors import from_http, json_error
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from flask import g
 
-from edges import HeaderPolicy, install_headers
+from edges.headers import HeaderPolicy, install_headers
 
 if TYPE_CHECKING:
     from flask import Flask
