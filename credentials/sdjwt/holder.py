@@ -13,7 +13,7 @@ from ._common import (
     Disclosure,
     ParsedSdJwt,
     _digest,
-    _parse_disclosure,
+    _parse_disclosures,
 )
 
 # --------------------------------------------------------------------------- holder
@@ -53,7 +53,7 @@ def _claim_owner_map(
 def claim_names(sd_jwt: str) -> list[str]:
     """The top-level claim names a holder can choose to disclose, in issuance order."""
     parsed = ParsedSdJwt.parse(sd_jwt)
-    discs = {d.digest: d for d in map(_parse_disclosure, parsed.disclosures)}
+    discs = {d.digest: d for d in _parse_disclosures(parsed.disclosures)}
     owners = _claim_owner_map(parsed.unverified_payload, discs)
     return list(dict.fromkeys(owners[d.digest] for d in discs.values() if d.digest in owners))
 
@@ -74,7 +74,7 @@ def present(
     does not have, or a key binding without nonce/aud/iat.
     """
     parsed = ParsedSdJwt.parse(sd_jwt)
-    discs = [_parse_disclosure(d) for d in parsed.disclosures]
+    discs = _parse_disclosures(parsed.disclosures)
     owners = _claim_owner_map(parsed.unverified_payload, {d.digest: d for d in discs})
     available = set(owners.values())
     missing = [n for n in disclose if n not in available]
