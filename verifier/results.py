@@ -107,6 +107,10 @@ class Report:
     def add(self, check_id: str, status: Status, ja: str, en: str) -> None:
         self.entries[check_id] = Check(check_id, status, ja, en)
 
+    def put(self, check: Check) -> None:
+        """Record a prepared entry (one that reads the same every time)."""
+        self.entries[check.id] = check
+
     def fail(self, check_id: str, err: ShomeiError) -> None:
         self.add(check_id, "fail", err.ja, err.en)
 
