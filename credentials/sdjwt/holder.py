@@ -18,36 +18,52 @@ from ._common import (
 
 # --------------------------------------------------------------------------- holder
 
+_CONTAINERS = (dict, list)
+
+
+class _Owners:
+    """Walks a payload, mapping each reachable disclosure digest to the top-level claim
+    it belongs to. Scalars hold no digests: only containers are walked into."""
+
+    def __init__(self, disclosures: Mapping[str, Disclosure]) -> None:
+        self.disclosures = disclosures
+        self.owners: dict[str, str] = {}
+
+    def _disclosed(self, sd: list[Any], top: str | None) -> None:
+        for digest in sd:
+            d = self.disclosures.get(digest) if isinstance(digest, str) else None
+            if d is not None and d.name is not None:
+                owner = top or d.name
+                self.owners[digest] = owner
+                if isinstance(d.value, _CONTAINERS):
+                    self.walk(d.value, owner)
+
+    def walk(self, node: Any, top: str | None) -> None:
+        if isinstance(node, dict):
+            sd = node.get("_sd")
+            if isinstance(sd, list):
+                self._disclosed(sd, top)
+            for k, v in node.items():
+                if isinstance(v, _CONTAINERS) and k not in ("_sd", "_sd_alg"):
+                    self.walk(v, top or k)
+        elif isinstance(node, list):
+            for item in node:
+                ref = item.get("...") if isinstance(item, dict) and len(item) == 1 else None
+                d = self.disclosures.get(ref) if isinstance(ref, str) else None
+                if d is not None and top is not None:
+                    self.owners[d.digest] = top
+                    self.walk(d.value, top)
+                else:
+                    self.walk(item, top)
+
 
 def _claim_owner_map(
     payload: Mapping[str, Any], disclosures: Mapping[str, Disclosure]
 ) -> dict[str, str]:
     """Map each reachable disclosure digest to the top-level claim it belongs to."""
-    owners: dict[str, str] = {}
-
-    def walk(node: Any, top: str | None) -> None:
-        if isinstance(node, dict):
-            for digest in node.get("_sd", ()) if isinstance(node.get("_sd"), list) else ():
-                d = disclosures.get(digest) if isinstance(digest, str) else None
-                if d is not None and d.name is not None:
-                    owner = top or d.name
-                    owners[digest] = owner
-                    walk(d.value, owner)
-            for k, v in node.items():
-                if k not in ("_sd", "_sd_alg"):
-                    walk(v, top or k)
-        elif isinstance(node, list):
-            for item in node:
-                ref = item.get("...") if isinstance(item, dict) and len(item) == 1 else None
-                d = disclosures.get(ref) if isinstance(ref, str) else None
-                if d is not None and top is not None:
-                    owners[d.digest] = top
-                    walk(d.value, top)
-                else:
-                    walk(item, top)
-
-    walk(payload, None)
-    return owners
+    owners = _Owners(disclosures)
+    owners.walk(payload, None)
+    return owners.owners
 
 
 def claim_names(sd_jwt: str) -> list[str]:
