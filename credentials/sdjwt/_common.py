@@ -4,6 +4,7 @@ parsing of an SD-JWT and its disclosures. Nothing in it is verified."""
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ SaltSource = Callable[[int], bytes]
 
 
 _STD_TO_URL = bytes.maketrans(b"+/", b"-_")
+_b2a = functools.partial(binascii.b2a_base64, newline=False)
 
 
 def _digest(encoded: str) -> str:
@@ -107,11 +109,9 @@ def _decode_disclosures(encodings: Sequence[str]) -> tuple[list[str], list[list[
     and :class:`VerificationError` for a reserved claim name.
 
     Every verification's hot path, so the work is done over all of them at once where
-    it can be: one ASCII encoding, one pass translating the URL alphabet (which also
-    turns every character base64url does not use into one the strict decoder refuses),
-    one base64 encoding of all the digests. Compact JSON that survives an orjson round
-    trip byte for byte (which proves it has no duplicate member names) skips the
-    slower strict parser.
+    it can be: one ASCII encoding, one pass translating the alphabet (which also turns
+    every character base64url does not use into one the strict decoder refuses), one
+    base64 encoding of all the digests.
     """
     if not encodings:
         return [], []
@@ -122,16 +122,24 @@ def _decode_disclosures(encodings: Sequence[str]) -> tuple[list[str], list[list[
     pieces = blob.split(b"~")
     if len(pieces) != len(encodings):  # a "~" inside a disclosure
         raise _unparsable()
-    sha256 = hashlib.sha256
     # 33-byte blocks (the digest and a zero byte) encode to 44 characters each, whose
     # first 43 are the digest's unpadded base64url.
+    sha256 = hashlib.sha256
     hashes = b"\0".join([sha256(p).digest() for p in pieces]) + b"\0"
-    b64 = binascii.b2a_base64(hashes, newline=False).translate(_STD_TO_URL).decode("ascii")
+    b64 = _b2a(hashes).translate(_STD_TO_URL).decode("ascii")
     digests = [b64[i : i + 43] for i in range(0, 44 * len(pieces), 44)]
+    return digests, _decode_each(blob.translate(STRICT))
+
+
+def _decode_each(std: bytes) -> list[list[Any]]:
+    """The disclosures in ``std`` (``~``-separated, translated with :data:`STRICT`) as
+    JSON arrays, checked one by one. Compact JSON that survives an orjson round trip
+    byte for byte (which proves it has no duplicate member names) skips the slower
+    strict parser."""
     arrays: list[list[Any]] = []
     a2b, loads, dumps, spare, pad = binascii.a2b_base64, orjson.loads, orjson.dumps, SPARE, PAD
     try:
-        for data in blob.translate(STRICT).split(b"~"):
+        for data in std.split(b"~"):
             rem = len(data) & 3
             if rem:
                 if rem == 1 or spare[rem][data[-1]]:
@@ -145,7 +153,7 @@ def _decode_disclosures(encodings: Sequence[str]) -> tuple[list[str], list[list[
     except ValueError:
         raise _unparsable() from None
     _check_shapes(arrays)
-    return digests, arrays
+    return arrays
 
 
 @dataclass(frozen=True)
