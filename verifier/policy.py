@@ -171,12 +171,7 @@ class Verifier:
                 ),
                 document_type=doc_type.name,
             )
-        r.add(
-            "issuer",
-            "pass",
-            f"{info.name}（団体コード {info.municipality_code}）",
-            f"{info.name} (municipality code {info.municipality_code})",
-        )
+        r.put(_issuer_pass(info.name, info.municipality_code))
         # (3) signature: header (ES256, typ, no crit) and the issuer's registered key.
         try:
             payload = sdjwt.verify_issuer_signature(parsed, self.trust.resolve_key)
@@ -226,10 +221,7 @@ class Verifier:
         original = documents.original_length(claims, document, document_revisions)
         self._check_document(r, claims, document, agreed, original)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
-        disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
-        extra = claims.keys() - disclosed.keys() - sdjwt.REGISTERED_CLAIMS
-        if extra:  # claims the schema does not list, in the credential's order
-            disclosed.update((k, v) for k, v in claims.items() if k in extra)
+        disclosed = {k: claims[k] for k in _display_order(doc_type.name, tuple(claims))}
         return VerificationResult(
             checks=r.finish("確認していません", "not checked"),
             document_type=doc_type.name,
@@ -450,9 +442,14 @@ def _jst(ts: float) -> str:
     return datetime.fromtimestamp(ts, JST).strftime("%Y-%m-%d %H:%M:%S JST")
 
 
-@cache
-def _claim_order(doc_type: str) -> tuple[str, ...]:
-    return doctypes.get(doc_type).claim_names
+@lru_cache(maxsize=64)
+def _display_order(doc_type: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The user claims among ``names`` in schema order, then any the schema does not
+    list in their own order (a credential's names repeat: one look-up, not two passes)."""
+    present = set(names)
+    listed = tuple(k for k in doctypes.get(doc_type).claim_names if k in present)
+    rest = set(listed) | sdjwt.REGISTERED_CLAIMS
+    return listed + tuple(k for k in names if k not in rest)
 
 
 @cache
@@ -460,6 +457,13 @@ def _format_pass(doc_type: str) -> Check:
     dt = doctypes.get(doc_type)
     return Check(
         "format", "pass", f"{dt.title('ja')}（SD-JWT VC）", f"{dt.title('en')} (SD-JWT VC)"
+    )
+
+
+@lru_cache(maxsize=256)
+def _issuer_pass(name: str, code: str) -> Check:
+    return Check(
+        "issuer", "pass", f"{name}（団体コード {code}）", f"{name} (municipality code {code})"
     )
 
 
