@@ -19,6 +19,8 @@ from ._common import (
 # --------------------------------------------------------------------------- holder
 
 _CONTAINERS = (dict, list)
+#: Every key-binding JWT's header, encoded once.
+_KB_HEADER = _jws.encode_header({"alg": _jws.ALG, "typ": KB_TYP})
 
 
 class _Owners:
@@ -107,5 +109,4 @@ def present(
     if nonce is None or aud is None or iat is None:
         raise ValueError("a key-binding JWT needs nonce, aud and iat")
     kb_payload = {"aud": aud, "iat": iat, "nonce": nonce, "sd_hash": _digest(text)}
-    header = _jws.encode_header({"alg": _jws.ALG, "typ": KB_TYP})
-    return text + _jws.sign(header, kb_payload, holder_key.private_key)
+    return text + _jws.sign(_KB_HEADER, kb_payload, holder_key.private_key)
