@@ -19,6 +19,7 @@ from ._b64 import b64d, b64e
 from .errors import InvalidCredential, KeyFileError
 
 _CURVE_BYTES = 32
+_P256 = ec.SECP256R1()
 
 
 def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
@@ -65,9 +66,9 @@ def public_key_from_jwk(jwk: Any) -> ec.EllipticCurvePublicKey:
         y = b64d(jwk["y"])
         if len(x) != _CURVE_BYTES or len(y) != _CURVE_BYTES:
             raise ValueError("coordinate length")
-        return ec.EllipticCurvePublicNumbers(
-            int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
-        ).public_key()
+        # The uncompressed SEC 1 point: OpenSSL refuses coordinates outside the field
+        # and points off the curve, as it does for EllipticCurvePublicNumbers.
+        return ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + x + y)
     except (KeyError, TypeError, ValueError):
         raise InvalidCredential("JWKの座標が不正です", "JWK coordinates are invalid") from None
 

@@ -30,6 +30,37 @@ from .results import CHECK_IDS, Check, Report, VerificationResult
 #: Japan has one time zone and no daylight saving time; certificates show its dates.
 JST_OFFSET = 9 * 3600
 
+# Entries that read the same every time, made once (each verification reports nine).
+_SIGNATURE_PASS = Check(
+    "signature", "pass", "発行者の署名を確認しました", "issuer signature verified"
+)
+_NO_ANCHOR = Check(
+    "anchor",
+    "skip",
+    "ブロックチェーンへの記録は確認していません（チェーン未設定またはオフライン）",
+    "blockchain anchor not checked (no chain configured, or offline)",
+)
+_NO_STATUS = Check(
+    "status", "skip", "失効情報の参照がありません", "the credential has no status reference"
+)
+_NO_EXPIRY = Check("validity", "pass", "有効期限の定めはありません", "no expiry")
+_NO_HOLDER_PROOF = Check(
+    "holder",
+    "warn",
+    "所持者の鍵による確認はありません（紙または画面の提示）",
+    "no holder key proof (paper or screen presentation)",
+)
+_NOT_BOUND = Check(
+    "holder", "skip", "所持者の鍵の指定がない証明書です", "credential not bound to a holder key"
+)
+_HOLDER_PASS = Check(
+    "holder",
+    "pass",
+    "提示者が所持者の鍵を持っていることを確認しました",
+    "holder key proof verified",
+)
+_NO_DOCUMENT = Check("document", "skip", "文書（PDF）は指定されていません", "no document given")
+
 __all__ = [
     "CHECK_IDS",
     "AnchorSource",
@@ -110,7 +141,7 @@ class Verifier:
             return VerificationResult(
                 checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
             )
-        r.add("format", "pass", *_type_text(doc_type.name))
+        r.put(_format_pass(doc_type.name))
         # (2) issuer: only issuers in the trust source count; the token names itself.
         try:
             info = self.trust.issuer(iss)
@@ -140,12 +171,7 @@ class Verifier:
                 ),
                 document_type=doc_type.name,
             )
-        r.add(
-            "issuer",
-            "pass",
-            f"{info.name}（団体コード {info.municipality_code}）",
-            f"{info.name} (municipality code {info.municipality_code})",
-        )
+        r.put(_issuer_pass(info.name, info.municipality_code))
         # (3) signature: header (ES256, typ, no crit) and the issuer's registered key.
         try:
             payload = sdjwt.verify_issuer_signature(parsed, self.trust.resolve_key)
@@ -158,17 +184,12 @@ class Verifier:
                 document_type=doc_type.name,
                 issuer=info,
             )
-        r.add("signature", "pass", "発行者の署名を確認しました", "issuer signature verified")
+        r.put(_SIGNATURE_PASS)
         # (4) disclosures: every disclosure is signed for, none twice, none overwriting.
         claims: dict[str, Any] = {}
         try:
             claims = sdjwt.apply_disclosures(payload, parsed.disclosures)
-            r.add(
-                "disclosures",
-                "pass",
-                f"開示された {len(parsed.disclosures)} 項目はすべて署名済みの内容と一致します",
-                f"all {len(parsed.disclosures)} disclosed claims match the signed digests",
-            )
+            r.put(_disclosures_pass(len(parsed.disclosures)))
         except ShomeiError as e:
             r.fail("disclosures", e)
         # (5) anchor: the receipt leads from this credential to a root on chain; the
@@ -180,7 +201,7 @@ class Verifier:
         # (7) validity: iat, nbf and exp against the clock passed in.
         try:
             sdjwt.check_validity(payload, now=now, skew=self.skew)
-            r.add("validity", "pass", *_validity_text(payload))
+            r.put(_validity_pass(payload))
         except ShomeiError as e:
             r.fail("validity", e)
         # (8) holder: a key-binding JWT proves the presenter holds the wallet key.
@@ -200,12 +221,7 @@ class Verifier:
         original = documents.original_length(claims, document, document_revisions)
         self._check_document(r, claims, document, agreed, original)
         # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
-        disclosed = {k: claims[k] for k in _claim_order(doc_type.name) if k in claims}
-        disclosed.update(
-            (k, v)
-            for k, v in claims.items()
-            if k not in disclosed and k not in sdjwt.REGISTERED_CLAIMS
-        )
+        disclosed = {k: claims[k] for k in _display_order(doc_type.name, tuple(claims))}
         return VerificationResult(
             checks=r.finish("確認していません", "not checked"),
             document_type=doc_type.name,
@@ -220,12 +236,7 @@ class Verifier:
         self, r: Report, parsed: sdjwt.ParsedSdJwt, iss: str, evidence: bytes | None
     ) -> AnchorRecord | None:
         if self.anchors is None:
-            r.add(
-                "anchor",
-                "skip",
-                "ブロックチェーンへの記録は確認していません（チェーン未設定またはオフライン）",
-                "blockchain anchor not checked (no chain configured, or offline)",
-            )
+            r.put(_NO_ANCHOR)
             return None
         if evidence is None:
             r.add(
@@ -274,7 +285,8 @@ class Verifier:
     ) -> None:
         """A key revoked after the anchor leaves older credentials valid (the chain
         proves they existed before the compromise); revoked before, it does not."""
-        if r.entries.get("issuer", Check("", "fail", "", "")).status != "pass":
+        issuer = r.entries.get("issuer")
+        if issuer is None or issuer.status != "pass":
             return
         try:
             window = self.trust.key_window(iss, str(parsed.unverified_header.get("kid")))
@@ -323,12 +335,7 @@ class Verifier:
     def _check_status(self, r: Report, payload: dict[str, Any], iss: str) -> None:
         ref = payload.get("status")
         if ref is None:
-            r.add(
-                "status",
-                "skip",
-                "失効情報の参照がありません",
-                "the credential has no status reference",
-            )
+            r.put(_NO_STATUS)
             return
         if not isinstance(ref, dict) or not isinstance(ref.get("status_list"), dict):
             r.add("status", "fail", "失効情報の参照が不正です", "malformed status reference")
@@ -370,29 +377,11 @@ class Verifier:
         aud: str | None,
     ) -> None:
         if parsed.kb_jwt is None and nonce is None:
-            if "cnf" in payload:
-                r.add(
-                    "holder",
-                    "warn",
-                    "所持者の鍵による確認はありません（紙または画面の提示）",
-                    "no holder key proof (paper or screen presentation)",
-                )
-            else:
-                r.add(
-                    "holder",
-                    "skip",
-                    "所持者の鍵の指定がない証明書です",
-                    "credential not bound to a holder key",
-                )
+            r.put(_NO_HOLDER_PROOF if "cnf" in payload else _NOT_BOUND)
             return
         try:
             sdjwt.verify_key_binding(parsed, payload, now=now, nonce=nonce, aud=aud, skew=self.skew)
-            r.add(
-                "holder",
-                "pass",
-                "提示者が所持者の鍵を持っていることを確認しました",
-                "holder key proof verified",
-            )
+            r.put(_HOLDER_PASS)
         except ShomeiError as e:
             r.fail("holder", e)
 
@@ -406,7 +395,7 @@ class Verifier:
     ) -> None:
         failed = next((a for a in agreed or () if a.status == "fail"), None)
         if document is None and failed is None:
-            r.add("document", "skip", "文書（PDF）は指定されていません", "no document given")
+            r.put(_NO_DOCUMENT)
             return
         expected = claims.get("document_sha256")
         if document is None:
@@ -453,28 +442,54 @@ def _jst(ts: float) -> str:
     return datetime.fromtimestamp(ts, JST).strftime("%Y-%m-%d %H:%M:%S JST")
 
 
-@cache
-def _claim_order(doc_type: str) -> tuple[str, ...]:
-    return doctypes.get(doc_type).claim_names
+@lru_cache(maxsize=64)
+def _display_order(doc_type: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The user claims among ``names`` in schema order, then any the schema does not
+    list in their own order (a credential's names repeat: one look-up, not two passes)."""
+    present = set(names)
+    listed = tuple(k for k in doctypes.get(doc_type).claim_names if k in present)
+    rest = set(listed) | sdjwt.REGISTERED_CLAIMS
+    return listed + tuple(k for k in names if k not in rest)
 
 
 @cache
-def _type_text(doc_type: str) -> tuple[str, str]:
+def _format_pass(doc_type: str) -> Check:
     dt = doctypes.get(doc_type)
-    return f"{dt.title('ja')}（SD-JWT VC）", f"{dt.title('en')} (SD-JWT VC)"
+    return Check(
+        "format", "pass", f"{dt.title('ja')}（SD-JWT VC）", f"{dt.title('en')} (SD-JWT VC)"
+    )
 
 
-def _validity_text(payload: dict[str, Any]) -> tuple[str, str]:
+@lru_cache(maxsize=256)
+def _issuer_pass(name: str, code: str) -> Check:
+    return Check(
+        "issuer", "pass", f"{name}（団体コード {code}）", f"{name} (municipality code {code})"
+    )
+
+
+@lru_cache(maxsize=64)
+def _disclosures_pass(n: int) -> Check:
+    return Check(
+        "disclosures",
+        "pass",
+        f"開示された {n} 項目はすべて署名済みの内容と一致します",
+        f"all {n} disclosed claims match the signed digests",
+    )
+
+
+def _validity_pass(payload: dict[str, Any]) -> Check:
     exp = payload.get("exp")
     if not isinstance(exp, int | float):
-        return "有効期限の定めはありません", "no expiry"
+        return _NO_EXPIRY
     return _until(int(exp + JST_OFFSET) // 86400)
 
 
 @lru_cache(maxsize=64)
-def _until(jst_day: int) -> tuple[str, str]:
+def _until(jst_day: int) -> Check:
     day = datetime.fromtimestamp(jst_day * 86400, UTC).date().isoformat()
-    return (
+    return Check(
+        "validity",
+        "pass",
         f"有効期限内です（{doctypes.format_date(day, 'ja')}まで）",
         f"within its validity period (until {doctypes.format_date(day, 'en')})",
     )

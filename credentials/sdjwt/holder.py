@@ -13,47 +13,65 @@ from ._common import (
     Disclosure,
     ParsedSdJwt,
     _digest,
-    _parse_disclosure,
+    _parse_disclosures,
 )
 
 # --------------------------------------------------------------------------- holder
+
+_CONTAINERS = (dict, list)
+#: Every key-binding JWT's header, encoded once.
+_KB_HEADER = _jws.encode_header({"alg": _jws.ALG, "typ": KB_TYP})
+
+
+class _Owners:
+    """Walks a payload, mapping each reachable disclosure digest to the top-level claim
+    it belongs to. Scalars hold no digests: only containers are walked into."""
+
+    def __init__(self, disclosures: Mapping[str, Disclosure]) -> None:
+        self.disclosures = disclosures
+        self.owners: dict[str, str] = {}
+
+    def _disclosed(self, sd: list[Any], top: str | None) -> None:
+        for digest in sd:
+            d = self.disclosures.get(digest) if isinstance(digest, str) else None
+            if d is not None and d.name is not None:
+                owner = top or d.name
+                self.owners[digest] = owner
+                if isinstance(d.value, _CONTAINERS):
+                    self.walk(d.value, owner)
+
+    def walk(self, node: Any, top: str | None) -> None:
+        if isinstance(node, dict):
+            sd = node.get("_sd")
+            if isinstance(sd, list):
+                self._disclosed(sd, top)
+            for k, v in node.items():
+                if isinstance(v, _CONTAINERS) and k not in ("_sd", "_sd_alg"):
+                    self.walk(v, top or k)
+        elif isinstance(node, list):
+            for item in node:
+                ref = item.get("...") if isinstance(item, dict) and len(item) == 1 else None
+                d = self.disclosures.get(ref) if isinstance(ref, str) else None
+                if d is not None and top is not None:
+                    self.owners[d.digest] = top
+                    self.walk(d.value, top)
+                else:
+                    self.walk(item, top)
 
 
 def _claim_owner_map(
     payload: Mapping[str, Any], disclosures: Mapping[str, Disclosure]
 ) -> dict[str, str]:
     """Map each reachable disclosure digest to the top-level claim it belongs to."""
-    owners: dict[str, str] = {}
-
-    def walk(node: Any, top: str | None) -> None:
-        if isinstance(node, dict):
-            for digest in node.get("_sd", ()) if isinstance(node.get("_sd"), list) else ():
-                d = disclosures.get(digest) if isinstance(digest, str) else None
-                if d is not None and d.name is not None:
-                    owner = top or d.name
-                    owners[digest] = owner
-                    walk(d.value, owner)
-            for k, v in node.items():
-                if k not in ("_sd", "_sd_alg"):
-                    walk(v, top or k)
-        elif isinstance(node, list):
-            for item in node:
-                ref = item.get("...") if isinstance(item, dict) and len(item) == 1 else None
-                d = disclosures.get(ref) if isinstance(ref, str) else None
-                if d is not None and top is not None:
-                    owners[d.digest] = top
-                    walk(d.value, top)
-                else:
-                    walk(item, top)
-
-    walk(payload, None)
-    return owners
+    owners = _Owners(disclosures)
+    owners.walk(payload, None)
+    return owners.owners
 
 
 def claim_names(sd_jwt: str) -> list[str]:
     """The top-level claim names a holder can choose to disclose, in issuance order."""
     parsed = ParsedSdJwt.parse(sd_jwt)
-    discs = {d.digest: d for d in map(_parse_disclosure, parsed.disclosures)}
+    discs = {d.digest: d for d in _parse_disclosures(parsed.disclosures)}
     owners = _claim_owner_map(parsed.unverified_payload, discs)
     return list(dict.fromkeys(owners[d.digest] for d in discs.values() if d.digest in owners))
 
@@ -74,7 +92,7 @@ def present(
     does not have, or a key binding without nonce/aud/iat.
     """
     parsed = ParsedSdJwt.parse(sd_jwt)
-    discs = [_parse_disclosure(d) for d in parsed.disclosures]
+    discs = _parse_disclosures(parsed.disclosures)
     owners = _claim_owner_map(parsed.unverified_payload, {d.digest: d for d in discs})
     available = set(owners.values())
     missing = [n for n in disclose if n not in available]
@@ -91,5 +109,4 @@ def present(
     if nonce is None or aud is None or iat is None:
         raise ValueError("a key-binding JWT needs nonce, aud and iat")
     kb_payload = {"aud": aud, "iat": iat, "nonce": nonce, "sd_hash": _digest(text)}
-    header = _jws.encode_header({"alg": _jws.ALG, "typ": KB_TYP})
-    return text + _jws.sign(header, kb_payload, holder_key.private_key)
+    return text + _jws.sign(_KB_HEADER, kb_payload, holder_key.private_key)

@@ -20,8 +20,8 @@ from ._common import (
     TYP,
     KeyResolver,
     ParsedSdJwt,
+    _decode_disclosures,
     _digest,
-    _parse_raw,
 )
 
 # --------------------------------------------------------------------------- verifier
@@ -45,63 +45,74 @@ def verify_issuer_signature(parsed: ParsedSdJwt, resolve_key: KeyResolver) -> di
     return parsed.unverified_payload
 
 
+_CONTAINERS = (dict, list)
+
+
+def _not_a_string() -> VerificationError:
+    return VerificationError("ダイジェストが文字列ではありません", "a digest is not a string")
+
+
+def _used_twice() -> VerificationError:
+    return VerificationError(
+        "同じダイジェストが2回使われています", "a digest appears more than once"
+    )
+
+
 class _Discloser:
     """Replaces digests by disclosed values (RFC 9901 §7.1, steps 3-5)."""
 
     def __init__(self, disclosures: Collection[str]) -> None:
-        # digest -> (name, value); name is None for an array element.
-        self.by_digest: dict[str, tuple[str | None, Any]] = {}
-        for encoded in disclosures:
-            digest, _salt, name, value = _parse_raw(encoded)
-            if digest in self.by_digest:
-                raise VerificationError(
-                    "同じ開示情報が2回含まれています", "the same disclosure is included twice"
-                )
-            self.by_digest[digest] = (name, value)
+        digests, arrays = _decode_disclosures(tuple(disclosures))
+        # digest -> [salt, name, value] or [salt, value] (an array element).
+        self.by_digest: dict[str, list[Any]] = dict(zip(digests, arrays, strict=True))
+        if len(self.by_digest) != len(digests):
+            raise VerificationError(
+                "同じ開示情報が2回含まれています", "the same disclosure is included twice"
+            )
         self.seen: set[str] = set()
 
-    def _take(self, digest: Any) -> tuple[str | None, Any] | None:
-        if type(digest) is not str:
-            raise VerificationError(
-                "ダイジェストが文字列ではありません", "a digest is not a string"
-            )
-        if digest in self.seen:
-            raise VerificationError(
-                "同じダイジェストが2回使われています", "a digest appears more than once"
-            )
-        self.seen.add(digest)
-        return self.by_digest.get(digest)
-
-    def object(self, node: dict[str, Any]) -> dict[str, Any]:
+    def object(self, node: Mapping[str, Any], drop: str = "_sd") -> dict[str, Any]:
+        """The object with its ``_sd`` digests replaced by the disclosed claims (and
+        the member ``drop`` left out: ``_sd_alg`` at the top)."""
         if "..." in node:
             raise VerificationError("項目名「...」は使用できません", "'...' is not a claim name")
+        out = dict(node)
+        sd = out.pop("_sd", None)
+        out.pop(drop, None)
         value = self.value
-        # Scalars are copied as they are; only containers can hide digests.
-        out = {
-            k: value(v) if isinstance(v, dict | list) else v for k, v in node.items() if k != "_sd"
-        }
-        sd = node.get("_sd")
-        if sd is None:
-            return out
+        for k, v in out.items():
+            if isinstance(v, _CONTAINERS):  # only containers can hide digests
+                out[k] = value(v)
+        if sd is not None:
+            self._disclose(sd, out)
+        return out
+
+    def _disclose(self, sd: Any, out: dict[str, Any]) -> None:
+        """Add the claims an object's ``_sd`` digests disclose to ``out``."""
         if type(sd) is not list:
             raise VerificationError("_sd が配列ではありません", "_sd is not an array")
+        seen, by_digest, value = self.seen, self.by_digest, self.value
         for digest in sd:
-            d = self._take(digest)
+            if type(digest) is not str:
+                raise _not_a_string()
+            if digest in seen:
+                raise _used_twice()
+            seen.add(digest)
+            d = by_digest.get(digest)
             if d is None:
                 continue  # a decoy, or a claim the holder did not disclose
-            name, v = d
-            if name is None:
+            if len(d) != 3:
                 raise VerificationError(
                     "配列要素用の開示情報が項目として使われています",
                     "an array-element disclosure is referenced as an object property",
                 )
+            _salt, name, v = d
             if name in out:
                 raise VerificationError(
                     f"開示された項目 {name!r} が既存の項目を上書きします",
                     f"disclosed claim {name!r} would overwrite an existing claim",
                 )
-            out[name] = value(v) if isinstance(v, dict | list) else v
-        return out
+            out[name] = value(v) if isinstance(v, _CONTAINERS) else v
 
     def array(self, node: list[Any]) -> list[Any]:
         out = []
@@ -112,10 +123,16 @@ class _Discloser:
                         "配列要素の参照に余分な項目があります",
                         "an array-element reference has extra members",
                     )
-                d = self._take(item["..."])
+                digest = item["..."]
+                if type(digest) is not str:
+                    raise _not_a_string()
+                if digest in self.seen:
+                    raise _used_twice()
+                self.seen.add(digest)
+                d = self.by_digest.get(digest)
                 if d is None:
                     continue
-                if d[0] is not None:
+                if len(d) != 2:
                     raise VerificationError(
                         "項目用の開示情報が配列要素として使われています",
                         "an object-property disclosure is referenced as an array element",
@@ -147,7 +164,7 @@ def apply_disclosures(payload: Mapping[str, Any], disclosures: Collection[str]) 
             f"_sd_alg {sd_alg!r} is not accepted",
         )
     discloser = _Discloser(disclosures)
-    out = discloser.object({k: v for k, v in payload.items() if k != "_sd_alg"})
+    out = discloser.object(payload, drop="_sd_alg")
     unused = set(discloser.by_digest) - discloser.seen
     if unused:
         raise VerificationError(
