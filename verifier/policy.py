@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache, lru_cache
+from datetime import datetime
 from typing import Any, Protocol
 
 from anchor import evidence as anchor_evidence
@@ -20,46 +19,12 @@ from anchor.chain import AnchorRecord, ChainUnavailable
 from credentials import doctypes, sdjwt
 from credentials.encoding import JST
 from credentials.errors import ShomeiError
-from credentials.trust import TrustSource
+from credentials.trust import IssuerInfo, TrustSource
 
 from . import agreements as agreements_mod
-from . import documents
+from . import documents, entries
 from .agreements import AgreementCheck
 from .results import CHECK_IDS, Check, Report, VerificationResult
-
-#: Japan has one time zone and no daylight saving time; certificates show its dates.
-JST_OFFSET = 9 * 3600
-
-# Entries that read the same every time, made once (each verification reports nine).
-_SIGNATURE_PASS = Check(
-    "signature", "pass", "発行者の署名を確認しました", "issuer signature verified"
-)
-_NO_ANCHOR = Check(
-    "anchor",
-    "skip",
-    "ブロックチェーンへの記録は確認していません（チェーン未設定またはオフライン）",
-    "blockchain anchor not checked (no chain configured, or offline)",
-)
-_NO_STATUS = Check(
-    "status", "skip", "失効情報の参照がありません", "the credential has no status reference"
-)
-_NO_EXPIRY = Check("validity", "pass", "有効期限の定めはありません", "no expiry")
-_NO_HOLDER_PROOF = Check(
-    "holder",
-    "warn",
-    "所持者の鍵による確認はありません（紙または画面の提示）",
-    "no holder key proof (paper or screen presentation)",
-)
-_NOT_BOUND = Check(
-    "holder", "skip", "所持者の鍵の指定がない証明書です", "credential not bound to a holder key"
-)
-_HOLDER_PASS = Check(
-    "holder",
-    "pass",
-    "提示者が所持者の鍵を持っていることを確認しました",
-    "holder key proof verified",
-)
-_NO_DOCUMENT = Check("document", "skip", "文書（PDF）は指定されていません", "no document given")
 
 __all__ = [
     "CHECK_IDS",
@@ -69,6 +34,14 @@ __all__ = [
     "VerificationResult",
     "Verifier",
 ]
+
+
+class _Stopped(Exception):
+    """A step after which nothing more can be checked: carries the finished result."""
+
+    def __init__(self, result: VerificationResult) -> None:
+        super().__init__()
+        self.result = result
 
 
 class StatusFetcher(Protocol):
@@ -119,79 +92,17 @@ class Verifier:
         Never raises for bad input: every problem becomes a failed check.
         """
         r = Report()
-        # (1) format: the SD-JWT splits, its JWT parses, and its type is one we know.
         try:
-            parsed = sdjwt.ParsedSdJwt.parse(presentation, max_size=self.max_size)
-            vct = sdjwt.check_vct(parsed.unverified_payload)
-        except ShomeiError as e:
-            r.fail("format", e)
-            return VerificationResult(
-                checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
-            )
-        iss = parsed.unverified_payload.get("iss")
-        iss = iss if isinstance(iss, str) else ""
-        doc_type = doctypes.from_vct(vct, iss)
-        if doc_type is None:
-            r.add(
-                "format",
-                "fail",
-                f"対応していない証明書の種類です（{vct}）",
-                f"unsupported credential type ({vct})",
-            )
-            return VerificationResult(
-                checks=r.finish("形式が不正なため確認していません", "not checked: malformed input")
-            )
-        r.put(_format_pass(doc_type.name))
-        # (2) issuer: only issuers in the trust source count; the token names itself.
-        try:
-            info = self.trust.issuer(iss)
-        except ShomeiError as e:  # the registry could not be read (chain unreachable)
-            r.add(
-                "issuer",
-                "fail",
-                f"発行者を確認できません: {e.ja}",
-                f"cannot check the issuer: {e.en}",
-            )
-            return VerificationResult(
-                checks=r.finish(
-                    "発行者を確認できないため確認していません", "not checked: unknown issuer"
-                ),
-                document_type=doc_type.name,
-            )
-        if info is None:
-            r.add(
-                "issuer",
-                "fail",
-                f"信頼された発行者ではありません（{iss}）",
-                f"not a trusted issuer ({iss})",
-            )
-            return VerificationResult(
-                checks=r.finish(
-                    "発行者を確認できないため確認していません", "not checked: unknown issuer"
-                ),
-                document_type=doc_type.name,
-            )
-        r.put(_issuer_pass(info.name, info.municipality_code))
-        # (3) signature: header (ES256, typ, no crit) and the issuer's registered key.
-        try:
-            payload = sdjwt.verify_issuer_signature(parsed, self.trust.resolve_key)
-        except ShomeiError as e:
-            r.fail("signature", e)
-            return VerificationResult(
-                checks=r.finish(
-                    "署名が確認できないため確認していません", "not checked: bad signature"
-                ),
-                document_type=doc_type.name,
-                issuer=info,
-            )
-        r.put(_SIGNATURE_PASS)
+            # (1) format: the SD-JWT splits, its JWT parses, and its type is one we know.
+            parsed, iss, doc_type = self._check_format(r, presentation)
+            # (2) issuer: only issuers in the trust source count; the token names itself.
+            info = self._check_issuer(r, iss, doc_type)
+            # (3) signature: header (ES256, typ, no crit) and the issuer's registered key.
+            payload = self._check_signature(r, parsed, doc_type, info)
+        except _Stopped as stopped:
+            return stopped.result
         # (4) disclosures: every disclosure is signed for, none twice, none overwriting.
-        claims: dict[str, Any] = {}
-        try:
-            claims = sdjwt.apply_disclosures(payload, parsed.disclosures)
-            r.put(_disclosures_pass(len(parsed.disclosures)))
-        except ShomeiError as e:
-            r.fail("disclosures", e)
+        claims = self._check_disclosures(r, parsed, payload)
         # (5) anchor: the receipt leads from this credential to a root on chain; the
         # signing key must have been valid when that root was anchored.
         record = self._check_anchor(r, parsed, iss, evidence)
@@ -199,44 +110,128 @@ class Verifier:
         # (6) status: the issuer's token status list, when the credential names one.
         self._check_status(r, payload, iss)
         # (7) validity: iat, nbf and exp against the clock passed in.
-        try:
-            sdjwt.check_validity(payload, now=now, skew=self.skew)
-            r.put(_validity_pass(payload))
-        except ShomeiError as e:
-            r.fail("validity", e)
+        self._check_validity(r, payload, now)
         # (8) holder: a key-binding JWT proves the presenter holds the wallet key.
         self._check_holder(r, parsed, payload, now=now, nonce=nonce, aud=aud)
         # (9) document: a dropped contract PDF against the signed document digest, and
         # the parties' agreements (signatures over that digest).
-        agreed = None
-        if claims and doc_type.name == "contract":
-            agreed = agreements_mod.check_agreements(
-                claims,
-                issuer=iss,
-                tokens=agreement_tokens,
-                issuer_key=agreements_mod.issuer_key_lookup(
-                    lambda kid: self.trust.resolve_key(iss, kid)
-                ),
-            )
+        agreed = self._check_agreements(claims, doc_type, iss, agreement_tokens)
         original = documents.original_length(claims, document, document_revisions)
         self._check_document(r, claims, document, agreed, original)
-        # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
-        disclosed = {k: claims[k] for k in _display_order(doc_type.name, tuple(claims))}
+        disclosed = r.entries["disclosures"].status == "pass"
         return VerificationResult(
             checks=r.finish("確認していません", "not checked"),
             document_type=doc_type.name,
             issuer=info,
-            disclosed=disclosed if r.entries["disclosures"].status == "pass" else {},
+            # Schema order, not digest order: 氏, 名, フリガナ… as on the paper certificate.
+            disclosed={k: claims[k] for k in entries.display_order(doc_type.name, tuple(claims))}
+            if disclosed
+            else {},
             anchor=self._anchor_json(record),
-            agreements=agreed if r.entries["disclosures"].status == "pass" else None,
+            agreements=agreed if disclosed else None,
             document=documents.document_json(claims, document, original),
+        )
+
+    def _check_format(
+        self, r: Report, presentation: str
+    ) -> tuple[sdjwt.ParsedSdJwt, str, doctypes.DocumentType]:
+        stop = ("形式が不正なため確認していません", "not checked: malformed input")
+        try:
+            parsed = sdjwt.ParsedSdJwt.parse(presentation, max_size=self.max_size)
+            vct = sdjwt.check_vct(parsed.unverified_payload)
+        except ShomeiError as e:
+            r.fail("format", e)
+            raise _Stopped(VerificationResult(checks=r.finish(*stop))) from None
+        iss = parsed.unverified_payload.get("iss")
+        iss = iss if isinstance(iss, str) else ""
+        doc_type = doctypes.from_vct(vct, iss)
+        if doc_type is None:
+            ja, en = (
+                f"対応していない証明書の種類です（{vct}）",
+                f"unsupported credential type ({vct})",
+            )
+            r.add("format", "fail", ja, en)
+            raise _Stopped(VerificationResult(checks=r.finish(*stop)))
+        r.put(entries.format_pass(doc_type.name))
+        return parsed, iss, doc_type
+
+    def _check_issuer(self, r: Report, iss: str, doc_type: doctypes.DocumentType) -> IssuerInfo:
+        try:
+            info = self.trust.issuer(iss)
+        except ShomeiError as e:  # the registry could not be read (chain unreachable)
+            ja, en = f"発行者を確認できません: {e.ja}", f"cannot check the issuer: {e.en}"
+            info = None
+        else:
+            ja, en = f"信頼された発行者ではありません（{iss}）", f"not a trusted issuer ({iss})"
+        if info is None:
+            r.add("issuer", "fail", ja, en)
+            stop = ("発行者を確認できないため確認していません", "not checked: unknown issuer")
+            result = VerificationResult(checks=r.finish(*stop), document_type=doc_type.name)
+            raise _Stopped(result)
+        r.put(entries.issuer_pass(info.name, info.municipality_code))
+        return info
+
+    def _check_signature(
+        self,
+        r: Report,
+        parsed: sdjwt.ParsedSdJwt,
+        doc_type: doctypes.DocumentType,
+        info: IssuerInfo,
+    ) -> dict[str, Any]:
+        try:
+            payload = sdjwt.verify_issuer_signature(parsed, self.trust.resolve_key)
+        except ShomeiError as e:
+            r.fail("signature", e)
+            stop = ("署名が確認できないため確認していません", "not checked: bad signature")
+            result = VerificationResult(
+                checks=r.finish(*stop), document_type=doc_type.name, issuer=info
+            )
+            raise _Stopped(result) from None
+        r.put(entries.SIGNATURE_PASS)
+        return payload
+
+    def _check_disclosures(
+        self, r: Report, parsed: sdjwt.ParsedSdJwt, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            claims = sdjwt.apply_disclosures(payload, parsed.disclosures)
+        except ShomeiError as e:
+            r.fail("disclosures", e)
+            return {}
+        r.put(entries.disclosures_pass(len(parsed.disclosures)))
+        return claims
+
+    def _check_validity(self, r: Report, payload: dict[str, Any], now: float) -> None:
+        try:
+            sdjwt.check_validity(payload, now=now, skew=self.skew)
+        except ShomeiError as e:
+            r.fail("validity", e)
+            return
+        r.put(entries.validity_pass(payload))
+
+    def _check_agreements(
+        self,
+        claims: dict[str, Any],
+        doc_type: doctypes.DocumentType,
+        iss: str,
+        tokens: Sequence[str],
+    ) -> tuple[AgreementCheck, ...] | None:
+        if not claims or doc_type.name != "contract":
+            return None
+        return agreements_mod.check_agreements(
+            claims,
+            issuer=iss,
+            tokens=tokens,
+            issuer_key=agreements_mod.issuer_key_lookup(
+                lambda kid: self.trust.resolve_key(iss, kid)
+            ),
         )
 
     def _check_anchor(
         self, r: Report, parsed: sdjwt.ParsedSdJwt, iss: str, evidence: bytes | None
     ) -> AnchorRecord | None:
         if self.anchors is None:
-            r.put(_NO_ANCHOR)
+            r.put(entries.NO_ANCHOR)
             return None
         if evidence is None:
             r.add(
@@ -266,7 +261,7 @@ class Verifier:
                 "this credential's anchor is not on the chain",
             )
             return None
-        when = _jst(record.timestamp)
+        when = entries.jst(record.timestamp)
         r.add(
             "anchor",
             "pass",
@@ -308,8 +303,8 @@ class Verifier:
             r.add(
                 "issuer",
                 "fail",
-                f"署名鍵の有効開始（{_jst(valid_from)}）より前の記録です",
-                f"anchored before the signing key became valid ({_jst(valid_from)})",
+                f"署名鍵の有効開始（{entries.jst(valid_from)}）より前の記録です",
+                f"anchored before the signing key became valid ({entries.jst(valid_from)})",
             )
         elif revoked_at is not None and at >= revoked_at:
             ja, en = (
@@ -320,7 +315,12 @@ class Verifier:
                 if record
                 else ("署名鍵は取り消されています", "the signing key has been revoked")
             )
-            r.add("issuer", "fail", f"{ja}（{_jst(revoked_at)}）", f"{en} ({_jst(revoked_at)})")
+            r.add(
+                "issuer",
+                "fail",
+                f"{ja}（{entries.jst(revoked_at)}）",
+                f"{en} ({entries.jst(revoked_at)})",
+            )
 
     def _anchor_json(self, record: AnchorRecord | None) -> dict[str, Any] | None:
         if record is None or self.anchors is None:
@@ -335,7 +335,7 @@ class Verifier:
     def _check_status(self, r: Report, payload: dict[str, Any], iss: str) -> None:
         ref = payload.get("status")
         if ref is None:
-            r.put(_NO_STATUS)
+            r.put(entries.NO_STATUS)
             return
         if not isinstance(ref, dict) or not isinstance(ref.get("status_list"), dict):
             r.add("status", "fail", "失効情報の参照が不正です", "malformed status reference")
@@ -377,11 +377,11 @@ class Verifier:
         aud: str | None,
     ) -> None:
         if parsed.kb_jwt is None and nonce is None:
-            r.put(_NO_HOLDER_PROOF if "cnf" in payload else _NOT_BOUND)
+            r.put(entries.NO_HOLDER_PROOF if "cnf" in payload else entries.NOT_BOUND)
             return
         try:
             sdjwt.verify_key_binding(parsed, payload, now=now, nonce=nonce, aud=aud, skew=self.skew)
-            r.put(_HOLDER_PASS)
+            r.put(entries.HOLDER_PASS)
         except ShomeiError as e:
             r.fail("holder", e)
 
@@ -395,7 +395,7 @@ class Verifier:
     ) -> None:
         failed = next((a for a in agreed or () if a.status == "fail"), None)
         if document is None and failed is None:
-            r.put(_NO_DOCUMENT)
+            r.put(entries.NO_DOCUMENT)
             return
         expected = claims.get("document_sha256")
         if document is None:
@@ -436,60 +436,3 @@ class Verifier:
             )
         else:
             r.add("document", "pass", "原本と一致します", "the document matches the original")
-
-
-def _jst(ts: float) -> str:
-    return datetime.fromtimestamp(ts, JST).strftime("%Y-%m-%d %H:%M:%S JST")
-
-
-@lru_cache(maxsize=64)
-def _display_order(doc_type: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The user claims among ``names`` in schema order, then any the schema does not
-    list in their own order (a credential's names repeat: one look-up, not two passes)."""
-    present = set(names)
-    listed = tuple(k for k in doctypes.get(doc_type).claim_names if k in present)
-    rest = set(listed) | sdjwt.REGISTERED_CLAIMS
-    return listed + tuple(k for k in names if k not in rest)
-
-
-@cache
-def _format_pass(doc_type: str) -> Check:
-    dt = doctypes.get(doc_type)
-    return Check(
-        "format", "pass", f"{dt.title('ja')}（SD-JWT VC）", f"{dt.title('en')} (SD-JWT VC)"
-    )
-
-
-@lru_cache(maxsize=256)
-def _issuer_pass(name: str, code: str) -> Check:
-    return Check(
-        "issuer", "pass", f"{name}（団体コード {code}）", f"{name} (municipality code {code})"
-    )
-
-
-@lru_cache(maxsize=64)
-def _disclosures_pass(n: int) -> Check:
-    return Check(
-        "disclosures",
-        "pass",
-        f"開示された {n} 項目はすべて署名済みの内容と一致します",
-        f"all {n} disclosed claims match the signed digests",
-    )
-
-
-def _validity_pass(payload: dict[str, Any]) -> Check:
-    exp = payload.get("exp")
-    if not isinstance(exp, int | float):
-        return _NO_EXPIRY
-    return _until(int(exp + JST_OFFSET) // 86400)
-
-
-@lru_cache(maxsize=64)
-def _until(jst_day: int) -> Check:
-    day = datetime.fromtimestamp(jst_day * 86400, UTC).date().isoformat()
-    return Check(
-        "validity",
-        "pass",
-        f"有効期限内です（{doctypes.format_date(day, 'ja')}まで）",
-        f"within its validity period (until {doctypes.format_date(day, 'en')})",
-    )
