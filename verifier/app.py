@@ -19,11 +19,11 @@ from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
-from edges.errors import from_http, json_error
+from edges.errors import HTTP_ERRORS, from_http, json_error
 from edges.headers import HeaderPolicy, install_headers
 
 from . import documents, i18n
-from .http import HTTP_CODES, lang
+from .http import lang
 from .inputs import InputError
 from .ratelimit import RateLimiter
 
@@ -142,7 +142,7 @@ def _rate_limit() -> Response | None:
         return None
     if limiter.allow(_client(), now=time.monotonic()):
         return None
-    response = _error_response(InputError("rate_limited", *HTTP_CODES[429][1:], status=429))
+    response = _error_response(InputError("rate_limited", *HTTP_ERRORS[429][1:], status=429))
     response.headers["Retry-After"] = str(limiter.retry_after())
     return response
 

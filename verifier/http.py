@@ -1,6 +1,6 @@
 """What the verifier's web pages and its API share about a request: the page language
-and the uploaded parts, and the bilingual texts of the HTTP errors. Imported by
-:mod:`verifier.app`, :mod:`verifier.api` and :mod:`verifier.web`; imports none of them.
+and the uploaded parts. Imported by :mod:`verifier.app`, :mod:`verifier.api` and
+:mod:`verifier.web`; imports none of them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from edges.errors import HTTP_ERRORS
 
 from . import i18n
 from .inputs import InputError
-
-#: The HTTP errors' codes and texts: the ones every app shares.
-HTTP_CODES = HTTP_ERRORS
 
 
 def lang() -> str:
@@ -30,5 +27,5 @@ def upload_part(name: str) -> bytes | None:
         return None
     data: bytes = upload.read()
     if name != "document" and len(data) > int(current_app.config["MAX_CONTENT_LENGTH"]):
-        raise InputError("too_large", *HTTP_CODES[413][1:], status=413)
+        raise InputError("too_large", *HTTP_ERRORS[413][1:], status=413)
     return data

@@ -32,10 +32,7 @@ PROOF_SKEW = 60  # ...or this far in the future
 class OfferError(CodedError):
     """A refused offer, token or credential request. ``code`` is the error code of
     RFC 6749 §5.2 or OpenID4VCI §8.3.1.2, ``status`` the HTTP status; those endpoints
-    answer with :meth:`to_oauth_json` (the standards' shape), not the project's document."""
-
-    def to_oauth_json(self) -> dict[str, Any]:
-        return {"error": self.code, "error_description": self.en, **self.extra}
+    answer in the standards' shape, not the project's error document."""
 
 
 class NonceError(OfferError):

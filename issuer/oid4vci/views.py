@@ -77,10 +77,7 @@ def _error(code: str, description: str, status: int = 400, **extra: Any) -> Resp
 
 
 def _refused(e: oid4vci.OfferError, **extra: Any) -> Response:
-    response = _no_store({**e.to_oauth_json(), **extra}, e.status)
-    if e.status == 401:
-        response.headers["WWW-Authenticate"] = f'Bearer error="{e.code}"'
-    return response
+    return _error(e.code, e.en, e.status, **e.extra, **extra)
 
 
 def _body() -> bytes | None:
