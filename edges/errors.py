@@ -52,3 +52,11 @@ def json_error(error: CodedError) -> Response:
     response = jsonify(error.to_json())
     response.status_code = error.status
     return response
+
+
+def keep_allow(error: HTTPException, response: Response) -> Response:
+    """``response`` with the ``Allow`` header of a 405 ``error`` (RFC 9110 §15.5.6)."""
+    allow = dict(error.get_headers()).get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response

@@ -19,7 +19,7 @@ from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
-from edges.errors import HTTP_ERRORS, from_http, json_error
+from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
 
 from . import documents, i18n
@@ -185,11 +185,7 @@ def _http_error(err: HTTPException) -> Response:
     status = err.code or 500
     coded = from_http(err)
     response = _error_response(InputError(coded.code, coded.ja, coded.en, status=status))
-    if status == 405 and err.get_headers():
-        allow = dict(err.get_headers()).get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
-    return response
+    return keep_allow(err, response)
 
 
 def _unexpected(err: Exception) -> Response:

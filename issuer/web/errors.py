@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
-from edges.errors import from_http, json_error
+from edges.errors import from_http, json_error, keep_allow
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -87,11 +87,7 @@ def render_error(error: HTTPException) -> ResponseReturnValue:
     code = error.code or 500
     title_ja, title_en, message_ja, message_en = PAGES.get(code, PAGES[500 if code >= 500 else 400])
     if request.path.startswith(API_PREFIXES) and request.path not in OAUTH_PATHS:
-        answer = json_error(from_http(error))
-        for name, value in error.get_headers():
-            if name == "Allow":
-                answer.headers[name] = value
-        return answer
+        return keep_allow(error, json_error(from_http(error)))
     if request.path.startswith(API_PREFIXES):
         response = error.get_response()
         response.set_data(
