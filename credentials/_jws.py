@@ -70,6 +70,29 @@ def loads_strict(raw: bytes) -> Any:
     return _DECODER.decode(raw.decode("utf-8"))
 
 
+#: How deeply JSON from outside may nest (objects and arrays together). Shomei's own
+#: documents stay under ten levels; status lists, metadata and requests included.
+MAX_DEPTH = 32
+
+
+def loads_bounded(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """:func:`loads_strict` for JSON from the network or a user: nesting deeper than
+    ``max_depth`` is refused. orjson parses first and stops at 1,024 levels by itself,
+    so no input reaches a recursive parser deep enough to exhaust the C stack (web3
+    raises Python's recursion limit, so ``RecursionError`` would come too late).
+    Raises ``ValueError``."""
+    obj = loads_strict(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    level, depth = [obj], 0
+    while level := [node for node in level if isinstance(node, (dict, list))]:
+        depth += 1
+        if depth > max_depth:
+            raise ValueError(f"JSON nested deeper than {max_depth} levels")
+        level = [
+            child for node in level for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return obj
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 

@@ -5,4 +5,4 @@ this package imports nothing from the apps."""
 
 #: The package's public face is its modules (none is imported here, so ``edges.i18n``
 #: costs no web framework).
-__all__ = ["errors", "headers", "i18n"]
+__all__ = ["errors", "headers", "i18n", "json"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+import edges.json as edges_json
 import issuer.city as city
 import issuer.config as config
 import issuer.db as db
@@ -28,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The issuer app, configured from the environment and the data directory (or from
     ``test_config``), its database migrated to the newest revision."""
     app = Flask("issuer", template_folder=str(TEMPLATES), static_folder="static")
+    edges_json.install(app)
     app.config.from_mapping(config.defaults())
     if test_config:
         app.config.from_mapping(test_config)

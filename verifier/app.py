@@ -19,6 +19,7 @@ from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
+import edges.json as edges_json
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
 
@@ -101,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
+    edges_json.install(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+import edges.json as edges_json
 from credentials import doctypes, qr
 from credentials.errors import CodedError, ShomeiError
 from edges.errors import from_http, json_error
@@ -53,6 +54,7 @@ HEADERS = HeaderPolicy(
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``)."""
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
+    edges_json.install(app)
     app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_FRAME)
     if test_config:
         app.config.from_mapping(test_config)

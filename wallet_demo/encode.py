@@ -8,7 +8,6 @@ as the binary receipt, exactly as ``shomei present --receipt`` puts it there.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -17,7 +16,7 @@ from flask.wrappers import Response
 from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
-from credentials.encoding import b64e
+from credentials.encoding import b64e, loads_bounded
 from credentials.errors import ShomeiError
 
 bp = Blueprint("encode", __name__, url_prefix="/api")
@@ -73,7 +72,7 @@ def encode_view() -> Response:
     if len(raw) > MAX_BODY:
         return _error("too_large", f"at most {MAX_BODY} bytes", 413)
     try:
-        body = json.loads(raw) if request.is_json else None
+        body = loads_bounded(raw) if request.is_json else None
     except ValueError:  # UnicodeDecodeError included
         body = None
     if not isinstance(body, dict):

@@ -28,6 +28,7 @@ import issuer.certificates.printing as printing
 import issuer.certificates.service as certificates
 import issuer.oid4vci as oid4vci
 from credentials import doctypes
+from credentials.encoding import loads_bounded
 from credentials.errors import ValidationError
 from issuer.accounts.models import SUPERVISOR
 from issuer.city import city
@@ -107,7 +108,7 @@ def preview(doc_type: str) -> ResponseReturnValue:
 def issue(doc_type: str) -> ResponseReturnValue:
     _doc_type(doc_type)
     try:
-        claims = json.loads(request.form.get("claims", ""))
+        claims = loads_bounded(request.form.get("claims", ""))
     except ValueError:
         abort(400)
     session, now = get_session(), time.time()

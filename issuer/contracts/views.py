@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response
 import issuer.contracts as contracts
 import issuer.contracts.pdf as contract_pdf
 import issuer.contracts.signing as contract_signing
+from credentials.encoding import loads_bounded
 from credentials.errors import ValidationError
 from issuer.accounts.models import SUPERVISOR
 from issuer.certificates.forms import field_errors
@@ -368,7 +369,7 @@ def sign_document(token: str) -> ResponseReturnValue:
 @sign_bp.post("/<token>/key")
 def register_key(token: str) -> ResponseReturnValue:
     try:
-        jwk = json.loads(request.form.get("jwk", ""))
+        jwk = loads_bounded(request.form.get("jwk", ""))
     except ValueError:
         jwk = None
     try:

@@ -10,7 +10,6 @@ The clerk's offer page is the certificate's (``issuer.certificates.views``).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import issuer.oid4vci as oid4vci
 from anchor.config import ChainConfig, ConfigError
+from credentials.encoding import loads_bounded
 from credentials.errors import CodedError
 from edges.errors import json_error
 from issuer.city import city
@@ -145,7 +145,7 @@ def credential() -> ResponseReturnValue:
     scheme, _, access_token = header.partition(" ")
     access_token = access_token.strip() if scheme.lower() == "bearer" else ""
     try:
-        body = json.loads(raw) if request.is_json else None
+        body = loads_bounded(raw) if request.is_json else None
     except ValueError:
         body = None
     issuer = city()
