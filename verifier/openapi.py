@@ -145,8 +145,16 @@ _VERIFY_JSON = {
             "type": "string",
             "description": "Verify as of this ISO 8601 time (without an offset: JST).",
         },
-        "nonce": {"type": "string", "description": "expected key-binding nonce"},
-        "aud": {"type": "string", "description": "expected key-binding audience"},
+        "nonce": {
+            "type": "string",
+            "description": "expected key-binding nonce; with it (or aud) a key-binding "
+            "JWT is required",
+        },
+        "aud": {
+            "type": "string",
+            "description": "expected key-binding audience; with it (or nonce) a "
+            "key-binding JWT is required",
+        },
     },
 }
 
