@@ -308,9 +308,10 @@ def serve(
         }
     )
     # The verifier trusts only the chain's registry (data/chain.json), as in production,
-    # and fetches link-mode presentations only from the wallet's relay on this machine.
-    relay_hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
-    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relay_hosts})
+    # and fetches link-mode presentations only from the wallet's relay: its origins.
+    names = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    relays = [f"http://{f'[{n}]' if ':' in n else n}:{wallet_port}" for n in dict.fromkeys(names)]
+    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relays})
     checker = make_server(host, verifier_port or port + 100, verifier_app, threaded=True)
     wallet = make_server(host, wallet_port, create_wallet(), threaded=True)
     for name, server in (("verifier", checker), ("wallet", wallet)):

@@ -576,10 +576,11 @@ def test_link_mode_through_an_allowed_relay(issuer_key, trust) -> None:
     thread.start()
     try:
         pres, ev, root = anchored(issuer_key)
-        ref = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r")
+        origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+        ref = qr.LinkRef.new(f"{origin}/r")
         link = ref.to_url()
         blobs["/r/" + link.rsplit("/", 1)[1].split("#")[0]] = qr.seal(pres, ref, evidence=ev)
-        app = make_app(Verifier(trust=trust, anchors=Anchors(root)), LINK_RELAYS=["127.0.0.1"])
+        app = make_app(Verifier(trust=trust, anchors=Anchors(root)), LINK_RELAYS=[f"{origin}/r"])
         doc = app.test_client().post("/api/verify", json={"presentation": link}).get_json()
         assert doc["verdict"] == "valid" and statuses(doc)["anchor"] == "pass"
         missing = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r").to_url()
