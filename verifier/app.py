@@ -20,12 +20,15 @@ from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 import edges.json as edges_json
+from credentials.errors import CodedError
+from edges.busy import Busy
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
 
 from . import documents, i18n
+from .config import Limits
 from .http import lang
-from .inputs import InputError
+from .inputs import Decoder, InputError
 from .ratelimit import RateLimiter
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -58,9 +61,10 @@ _INTERNAL = InputError(
 
 def defaults() -> dict[str, Any]:
     """Return the configuration from the environment (``SHOMEI_DATA_DIR``,
-    ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated hosts,
-    ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
-    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``)."""
+    ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated origins, see
+    :mod:`verifier.relay`, ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
+    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``, and the ``SHOMEI_VERIFIER_<LIMIT>`` of
+    :class:`verifier.config.Limits`)."""
     return {
         "DATA_DIR": os.environ.get("SHOMEI_DATA_DIR"),
         "TRUST_FILE": os.environ.get("SHOMEI_TRUST_FILE") or None,
@@ -78,6 +82,8 @@ def defaults() -> dict[str, Any]:
         # The contract PDF (``document``) on /verify and /api/verify: its own limits.
         "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,
         "DOCUMENT_MAX_PAGES": documents.MAX_PAGES,
+        # Images, PDF renders and link-mode fetches: what one request may take.
+        "LIMITS": Limits.from_env(),
         "CLOCK": time.time,
     }
 
@@ -93,8 +99,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if app.config["VERIFIER"] is None:
         _configure_from_chain(app.config)
+    limits: Limits = app.config["LIMITS"]
+    app.extensions["shomei_decoder"] = Decoder.for_limits(limits)
     if app.config["LINK_FETCHER"] is None:
-        app.config["LINK_FETCHER"] = relay.make_fetcher(app.config["LINK_RELAYS"])
+        app.config["LINK_FETCHER"] = relay.make_fetcher(
+            app.config["LINK_RELAYS"],
+            timeout=limits.link_timeout_seconds,
+            max_blob=limits.link_max_blob,
+        )
     if app.config["TRUSTED_PROXIES"] > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -110,6 +122,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_document_upload_limit)
     install_headers(app, HEADERS)
     app.register_error_handler(InputError, _input_error)
+    app.register_error_handler(Busy, _busy)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.context_processor(_template_helpers)
@@ -169,7 +182,7 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _error_response(err: InputError) -> Response:
+def _error_response(err: CodedError) -> Response:
     if _wants_json():
         response = json_error(err)
     else:
@@ -181,6 +194,12 @@ def _error_response(err: InputError) -> Response:
 
 def _input_error(err: InputError) -> Response:
     return _error_response(err)
+
+
+def _busy(err: Busy) -> Response:
+    response = _error_response(err)
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
 
 
 def _http_error(err: HTTPException) -> Response:

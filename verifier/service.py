@@ -22,7 +22,7 @@ from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 from . import documents
 from .agreements import tokens_in
 from .documents import CheckedPdf
-from .inputs import InputError, LinkFetcher, file_text, from_text
+from .inputs import Decoder, InputError, LinkFetcher, file_text, from_text
 from .policy import VerificationResult, Verifier
 
 
@@ -68,10 +68,12 @@ def submission(
     document: bytes | None,
     max_document_bytes: int = documents.MAX_BYTES,
     max_pages: int = documents.MAX_PAGES,
+    decoder: Decoder | None = None,
 ) -> Submission:
     """Return what to verify from an uploaded credential file, pasted text and a
     contract PDF (any may be missing; a PDF alone must carry its credential, and so may
-    a PDF given as the credential file). Raises :class:`InputError`."""
+    a PDF given as the credential file); ``decoder`` reads a QR code's image or PDF.
+    Raises :class:`InputError` (and :class:`edges.busy.Busy`)."""
     limits = {"max_bytes": max_document_bytes, "max_pages": max_pages}
     pdf = read_document(document, **limits) if document is not None else None
     if file:
@@ -83,7 +85,7 @@ def submission(
             text = attached_credential(carrier) if carrier else None
             if carrier is not None and text is not None:
                 return Submission(text=text, document=carrier)
-        return Submission(text=file_text(file), document=pdf)
+        return Submission(text=file_text(file, decoder=decoder), document=pdf)
     if pasted.strip():
         return Submission(text=pasted.strip(), document=pdf)
     if pdf is None:

@@ -13,7 +13,7 @@ from flask.wrappers import Response
 from credentials import doctypes, qr
 
 from . import display, requests, service
-from .http import lang, upload_part
+from .http import decoder, lang, upload_part
 from .inputs import InputError
 
 bp = Blueprint("web", __name__)
@@ -37,6 +37,7 @@ def _submission() -> service.Submission:
         document=upload_part("document") if document is not None and document.filename else None,
         max_document_bytes=config["DOCUMENT_MAX_BYTES"],
         max_pages=config["DOCUMENT_MAX_PAGES"],
+        decoder=decoder(),
     )
 
 
