@@ -220,3 +220,36 @@ def test_container_on_request(client, issuer_key) -> None:
     body = client.post("/api/encode?container=1", json={"presentation": pres}).get_json()
     assert body["mode"] == "too_large"
     assert qr.decode_container(b64u_decode(body["container"])).presentation == pres
+
+
+def test_relay_counts_blobs_per_client_and_in_all(clock, issuer_key) -> None:
+    app = make_app(RELAY_CLOCK=clock, RELAY_PER_CLIENT=2, RELAY_MAX_BLOBS=3)
+    blob = sealed(issuer_key)[1]
+
+    def put(address: str) -> Any:
+        path = blob_path(qr.LinkRef.new("http://127.0.0.1:5000/relay"))
+        return app.test_client().put(path, data=blob, environ_base={"REMOTE_ADDR": address})
+
+    assert [put("192.0.2.1").status_code for _ in range(2)] == [201, 201]
+    crowded = put("192.0.2.1")  # a third from the same address: its quota
+    assert crowded.status_code == 429 and crowded.get_json()["error"]["code"] == "rate_limited"
+    assert crowded.headers["Retry-After"] == "600"
+    assert crowded.get_json()["error"]["message"]["ja"]
+    assert put("192.0.2.2").status_code == 201  # another address still may
+    full = put("192.0.2.3")  # but the relay as a whole is full
+    assert full.status_code == 503 and full.headers["Retry-After"] == "600"
+    clock.now += 601  # expired blobs free both
+    assert put("192.0.2.1").status_code == 201 and put("192.0.2.3").status_code == 201
+
+
+def test_relay_bounds_the_bytes_kept_and_the_ids_remembered() -> None:
+    store = relay.BlobStore(max_bytes=100, max_used=3, clock=lambda: 0.0)
+    store.put("A" * 26, b"x" * 60, client="a")
+    with pytest.raises(relay.RelayFull):
+        store.put("B" * 26, b"x" * 41, client="b")
+    store.put("B" * 26, b"x" * 40, client="b")
+    assert store.take("A" * 26) == b"x" * 60
+    store.put("C" * 26, b"x" * 50, client="c")
+    store.put("D" * 26, b"x" * 10, client="d")
+    assert store._bytes == 100
+    assert list(store._used) == ["B" * 26, "C" * 26, "D" * 26]  # the oldest forgotten
