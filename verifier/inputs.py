@@ -119,12 +119,17 @@ class Decoder:
             seconds=self.limits.render_seconds,
         )
 
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """A turn at the expensive work (see :meth:`edges.busy.Gate.hold`); with no
+        gate, at once."""
+        return self.gate.hold() if self.gate is not None else contextlib.nullcontext()
+
     def qr_texts(self, data: bytes) -> list[str]:
         """Return the texts of the QR codes in an image or on a PDF's first page
         (possibly none). Raises :class:`InputError` for an image or PDF that cannot be
         read or is over the limits, and :class:`edges.busy.Busy` when no slot frees up
         in time."""
-        with self.gate.hold() if self.gate is not None else contextlib.nullcontext():
+        with self.hold():
             try:
                 if data.startswith(_PDF_MAGIC):
                     return qrimage.read_codes(self._first_page(data))

@@ -266,6 +266,10 @@ def test_a_busy_decoder_answers_503_with_retry_after(trust, issuer_key) -> None:
         r = post_file(app, "/verify", png, "q.png")
         assert r.status_code == 503 and r.headers["Retry-After"] == "1"
         assert "混み合っています" in r.get_data(as_text=True)
+        # A contract PDF is parsed in a turn too.
+        form = {"document": (io.BytesIO(tiny_pdf(b"/MediaBox [0 0 612 792]")), "c.pdf")}
+        r = app.test_client().post("/api/verify", data=form, content_type="multipart/form-data")
+        assert r.status_code == 503 and r.get_json()["error"]["code"] == "busy"
     r = post_file(app, "/api/scan", png, "q.png")
     assert r.status_code == 200 and r.get_json()["verdict"] == "valid"
 
