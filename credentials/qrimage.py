@@ -20,7 +20,13 @@ from .errors import InvalidCredential, NotACredential
 MAX_IMAGE_PIXELS: Final = 20_000_000
 
 
+#: The most characters a QR code holds at error correction M (version 40, digits only).
+_MAX_QR_CHARS: Final = 5596
+
+
 def _qr(text: str, *, scale: int = 4, border: int = 4) -> Any:
+    if len(text) > _MAX_QR_CHARS:  # before qrcode builds a bit buffer of all of it
+        raise ValueError("text too long for a QR code at error correction M")
     qr = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=scale, border=border
     )
