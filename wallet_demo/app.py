@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,10 @@ HEADERS = HeaderPolicy(
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``,
-    ``SCAN_SLOTS``, ``SCAN_WAIT_SECONDS``, ``SCAN_MAX_PIXELS`` and the relay's limits,
-    see :func:`wallet_demo.relay.defaults`)."""
+    ``SCAN_SLOTS``, ``SCAN_WAIT_SECONDS``, ``SCAN_MAX_PIXELS``, the relay's limits, see
+    :func:`wallet_demo.relay.defaults`, and ``TRUSTED_PROXIES``: behind N reverse
+    proxies, ``SHOMEI_WALLET_TRUSTED_PROXIES=N``, the relay counts blobs per address
+    from the Nth entry from the right of X-Forwarded-For)."""
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
     edges_json.install(app)
     app.config.from_mapping(
@@ -68,10 +71,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SCAN_SLOTS=SCAN_SLOTS,
         SCAN_WAIT_SECONDS=SCAN_WAIT_SECONDS,
         SCAN_MAX_PIXELS=SCAN_MAX_PIXELS,
+        TRUSTED_PROXIES=int(os.environ.get("SHOMEI_WALLET_TRUSTED_PROXIES", "0")),
     )
     app.config.from_mapping(relay.defaults())
     if test_config:
         app.config.from_mapping(test_config)
+    if int(app.config["TRUSTED_PROXIES"]) > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.extensions["wallet_scan_gate"] = Gate(
         int(app.config["SCAN_SLOTS"]), wait=float(app.config["SCAN_WAIT_SECONDS"])
     )

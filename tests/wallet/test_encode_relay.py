@@ -253,3 +253,17 @@ def test_relay_bounds_the_bytes_kept_and_the_ids_remembered() -> None:
     store.put("D" * 26, b"x" * 10, client="d")
     assert store._bytes == 100
     assert list(store._used) == ["B" * 26, "C" * 26, "D" * 26]  # the oldest forgotten
+
+
+def test_behind_a_proxy_the_relay_counts_the_forwarded_address(issuer_key) -> None:
+    app = make_app(RELAY_PER_CLIENT=1, TRUSTED_PROXIES=1)
+    blob = sealed(issuer_key)[1]
+
+    def put(forwarded: str) -> int:
+        path = blob_path(qr.LinkRef.new("http://127.0.0.1:5000/relay"))
+        headers = {"X-Forwarded-For": forwarded}
+        environ = {"REMOTE_ADDR": "10.0.0.1"}  # the proxy, for every resident
+        r = app.test_client().put(path, data=blob, headers=headers, environ_base=environ)
+        return r.status_code
+
+    assert [put("192.0.2.1"), put("192.0.2.2"), put("192.0.2.1")] == [201, 201, 429]
