@@ -20,7 +20,7 @@ from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 import edges.json as edges_json
-from credentials.errors import CodedError
+from credentials.errors import CodedError, ShomeiError
 from edges.busy import Busy
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
@@ -90,11 +90,15 @@ def defaults() -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The verifier app, configured from the environment and the data directory, or
-    from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain)."""
+    from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain). Raises
+    :class:`ShomeiError` for a configuration it cannot use (a bad limit or relay)."""
     from . import api, relay, web
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
-    app.config.from_mapping(defaults())
+    try:
+        app.config.from_mapping(defaults())
+    except ValueError as e:
+        raise ShomeiError(f"設定が不正です: {e}", f"bad configuration: {e}") from None
     if test_config:
         app.config.from_mapping(test_config)
     if app.config["VERIFIER"] is None:
@@ -102,11 +106,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits: Limits = app.config["LIMITS"]
     app.extensions["shomei_decoder"] = Decoder.for_limits(limits)
     if app.config["LINK_FETCHER"] is None:
-        app.config["LINK_FETCHER"] = relay.make_fetcher(
-            app.config["LINK_RELAYS"],
-            timeout=limits.link_timeout_seconds,
-            max_blob=limits.link_max_blob,
-        )
+        try:
+            app.config["LINK_FETCHER"] = relay.make_fetcher(
+                app.config["LINK_RELAYS"],
+                timeout=limits.link_timeout_seconds,
+                max_blob=limits.link_max_blob,
+            )
+        except ValueError as e:
+            ja, en = f"SHOMEI_LINK_RELAYS が不正です: {e}", f"bad SHOMEI_LINK_RELAYS: {e}"
+            raise ShomeiError(ja, en) from None
     if app.config["TRUSTED_PROXIES"] > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

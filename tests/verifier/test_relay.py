@@ -99,6 +99,20 @@ def test_bad_entries_are_refused_at_start(entry: str) -> None:
         make_fetcher([entry])
 
 
+def test_the_app_refuses_a_bad_entry_with_a_message(monkeypatch) -> None:
+    from credentials.errors import ShomeiError
+    from credentials.trust import TrustList
+    from verifier.app import create_app
+    from verifier.policy import Verifier
+
+    config = {"VERIFIER": Verifier(trust=TrustList({})), "LINK_RELAYS": ["relay.example:5200"]}
+    with pytest.raises(ShomeiError, match="bad SHOMEI_LINK_RELAYS: link relay"):
+        create_app(config)
+    monkeypatch.setenv("SHOMEI_VERIFIER_MAX_PIXELS", "many")
+    with pytest.raises(ShomeiError, match="bad configuration: SHOMEI_VERIFIER_MAX_PIXELS"):
+        create_app({"VERIFIER": Verifier(trust=TrustList({}))})
+
+
 # --------------------------------------------------------------------------- SSRF
 
 
