@@ -371,3 +371,21 @@ def test_the_default_pool_lives_in_the_data_directory(issuer_key, clock, tmp_pat
     assert create_from(client, "192.0.2.1").status_code == 303
     assert (tmp_path / "data" / "requests.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_address_behind_trusted_proxies(issuer_key, clock, tmp_path, proxies) -> None:
+    """Behind a trusted proxy the client is the forwarded address; without one, a
+    forged X-Forwarded-For changes nothing."""
+    app = make_app(issuer_key, clock, REQUESTS_DB=str(tmp_path / "r.db"), TRUSTED_PROXIES=proxies)
+    client = app.test_client()
+
+    def create(forwarded: str) -> int:
+        r = create_from(client, "10.0.0.1", headers={"X-Forwarded-For": forwarded})
+        return int(r.status_code)
+
+    codes = [create(f"203.0.113.{i}") for i in range(vrequests.PER_ADDRESS + 1)]
+    expected = (
+        [303] * (vrequests.PER_ADDRESS + 1) if proxies else [303] * vrequests.PER_ADDRESS + [429]
+    )
+    assert codes == expected
