@@ -4,6 +4,8 @@ that are accepted once, also between two stores (two processes) on one file."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -135,3 +137,34 @@ def test_memory_store_and_bad_limits() -> None:
 )
 def test_address_keys(address: str, key: str) -> None:
     assert vrequests.address_key(address) == key
+
+
+_ANSWER_IN_A_PROCESS = """
+import sys
+from verifier.requests import RequestError
+from verifier.request_store import SqliteStore
+path, rid, now = sys.argv[1], sys.argv[2], float(sys.argv[3])
+try:
+    SqliteStore(path=path).answer(rid, {"by": sys.argv[4]}, "p", now=now)
+    print("kept")
+except RequestError as e:
+    print(e.code)
+"""
+
+
+def test_one_answer_among_worker_processes(tmp_path) -> None:
+    """Real processes on one store file, as gunicorn's workers: one answer is kept."""
+    path = tmp_path / "shared.db"
+    store = SqliteStore(path=path)
+    rid = make(store)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ANSWER_IN_A_PROCESS, str(path), rid, str(NOW + 1), str(i)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    outcomes = sorted(w.communicate(timeout=60)[0].strip() for w in workers)
+    assert outcomes == ["already_answered"] * 3 + ["kept"]
+    assert store.get(rid, now=NOW + 2).state() == "answered"
