@@ -12,8 +12,9 @@ party); an issued version becomes ``superseded`` when its amendment is issued, o
 The PDF is kept sealed with the city's storage key in ``contract_documents`` (one
 database for every server process and for backups, never a file a second host cannot
 see); the contract row carries only its digest. A signing link stores only the
-SHA-256 of its token. Contractor data is a company's (name, 法人番号, representative,
-contact address), not a resident's, and stays in the clear for the clerk's lists.
+SHA-256 of its token. A contractor's name, 法人番号, representative and contact
+address are sealed with the storage key too (:mod:`issuer.contracts.contractors`); the
+row keeps a keyed MAC of the 法人番号 to refuse a second registration.
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ class Contractor(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
-    corporate_number: Mapped[str] = mapped_column(String(13), unique=True)
-    representative: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str] = mapped_column(String(254))
+    # name, corporate_number, representative, email: JSON sealed with the storage key
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    corporate_number_mac: Mapped[str] = mapped_column(String(64), unique=True)
     # The contractor's signing key (public JWK, JSON), registered at first signature.
     jwk: Mapped[str | None] = mapped_column(Text)
     key_thumbprint: Mapped[str | None] = mapped_column(String(43))

@@ -15,6 +15,7 @@ from credentials.errors import ShomeiError
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
+from issuer.contracts.contractors import OpenContractor
 from issuer.contracts.models import (
     ORDERER,
     Contract,
@@ -44,7 +45,7 @@ class IssuedCopy:
 @dataclass(frozen=True, kw_only=True)
 class ContractView:
     contract: Contract
-    contractor: Contractor
+    contractor: OpenContractor
     signatures: dict[str, ContractSignature]
     copies: list[IssuedCopy]
     previous: Contract | None

@@ -27,6 +27,7 @@ from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
+from issuer.contracts.contractors import OpenContractor, open_contractor
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     AWAITING_CONTRACTOR,
@@ -34,7 +35,6 @@ from issuer.contracts.models import (
     DRAFT,
     Contract,
     ContractLink,
-    Contractor,
 )
 from issuer.contracts.records import (
     ContractError,
@@ -71,7 +71,7 @@ class SigningPage:
     """What the contractor's page needs: the contract, and what to sign."""
 
     contract: Contract
-    contractor: Contractor
+    contractor: OpenContractor
     expected: agreements.Expected
     registered_jwk: dict[str, Any] | None
 
@@ -146,7 +146,7 @@ def signing_page(session: Session, token: str, *, city: City, now: float) -> Sig
     contractor = _contractor(session, contract)
     return SigningPage(
         contract=contract,
-        contractor=contractor,
+        contractor=open_contractor(city, contractor),
         expected=_expected(
             contract, city, CONTRACTOR, agreements.nonce_for(city.storage_key, link.token_hash)
         ),

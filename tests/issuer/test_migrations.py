@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
+import issuer.app  # noqa: F401 - every feature's models join the metadata, whatever ran first
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
