@@ -53,11 +53,45 @@ class Contractor(Base):
     # name, corporate_number, representative, email: JSON sealed with the storage key
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     corporate_number_mac: Mapped[str] = mapped_column(String(64), unique=True)
-    # The contractor's signing key (public JWK, JSON), registered at first signature.
+    # The contractor's signing key (public JWK, JSON), registered at first signature;
+    # None again after a supervisor revoked it, until the new one is registered.
     jwk: Mapped[str | None] = mapped_column(Text)
     key_thumbprint: Mapped[str | None] = mapped_column(String(43))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ContractorRevokedKey(Base):
+    """A contractor's signing key a supervisor revoked (lost, or feared stolen): its
+    public JWK kept, so an agreement it signed before ``revoked_at`` is still checked
+    and shown as signed with a key revoked since; it never registers or signs again."""
+
+    __tablename__ = "contractor_revoked_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contractor_id: Mapped[int] = mapped_column(ForeignKey("contractors.id"), index=True)
+    jwk: Mapped[str] = mapped_column(Text)
+    key_thumbprint: Mapped[str] = mapped_column(String(43), index=True)
+    revoked_at: Mapped[float] = mapped_column(Float)
+    revoked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ContractorKeyLink(Base):
+    """A one-time link through which the contractor registers its new key after a
+    replacement: the signing link's mechanics (only the token's SHA-256 stored, an
+    expiry, used once)."""
+
+    __tablename__ = "contractor_key_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contractor_id: Mapped[int] = mapped_column(ForeignKey("contractors.id"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Contract(Base):

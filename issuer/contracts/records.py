@@ -22,6 +22,7 @@ from issuer.contracts.models import (
     ContractCredential,
     ContractDocument,
     Contractor,
+    ContractorRevokedKey,
     ContractSignature,
 )
 from issuer.keys.service import City
@@ -50,6 +51,7 @@ class ContractView:
     copies: list[IssuedCopy]
     previous: Contract | None
     amendments: list[Contract]
+    revoked_keys: dict[str, ContractorRevokedKey]  # the contractor's, by thumbprint
 
 
 def _document_context(contract: Contract) -> bytes:

@@ -42,6 +42,7 @@ from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
 from issuer.contracts.contractors import OpenContractor, find_contractor, open_contractor
 from issuer.contracts.forms import TermsForm
+from issuer.contracts.key_replacement import revoked_keys
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     CONTRACTOR,
@@ -360,6 +361,7 @@ def view(session: Session, public_id: str, *, city: City) -> ContractView:
         amendments=list(
             session.scalars(select(Contract).where(Contract.previous_id == contract.id))
         ),
+        revoked_keys=revoked_keys(session, contract.contractor_id),
     )
 
 

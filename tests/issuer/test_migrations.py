@@ -23,6 +23,7 @@ TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
 TABLES |= {"contract_signatures", "contract_credentials"}
 TABLES |= {"anchor_lease"}
+TABLES |= {"contractor_revoked_keys", "contractor_key_links"}
 
 
 def tables(url: str) -> set[str]:

@@ -1,6 +1,7 @@
 """Contractors sealed at rest: name, 法人番号, representative and e-mail move into one
 AES-256-GCM sealed column (the storage key, as certificates), with a keyed MAC of the
-法人番号 for the uniqueness check.
+法人番号 for the uniqueness check; a replaced signing key is kept as revoked, and the
+new one comes through a one-time key link.
 
 Revision ID: 0008_contractors_sealed
 Revises: 0006_anchor_lease
@@ -94,9 +95,49 @@ def upgrade() -> None:
         batch.create_unique_constraint(_UNIQUE_MAC, ["corporate_number_mac"])
         for name in _FIELDS:
             batch.drop_column(name)
+    _key_replacement_tables()
+
+
+def _fk(target: str, *, name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer(), sa.ForeignKey(target), nullable=False)
+
+
+def _key_replacement_tables() -> None:
+    op.create_table(
+        "contractor_revoked_keys",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        _fk("contractors.id", name="contractor_id"),
+        sa.Column("jwk", sa.Text(), nullable=False),
+        sa.Column("key_thumbprint", sa.String(43), nullable=False),
+        sa.Column("revoked_at", sa.Float(), nullable=False),
+        _fk("users.id", name="revoked_by"),
+        sa.Column("reason", sa.Text(), nullable=False),
+    )
+    op.create_index(
+        "ix_contractor_revoked_keys_contractor_id", "contractor_revoked_keys", ["contractor_id"]
+    )
+    op.create_index(
+        "ix_contractor_revoked_keys_key_thumbprint", "contractor_revoked_keys", ["key_thumbprint"]
+    )
+    op.create_table(
+        "contractor_key_links",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        _fk("contractors.id", name="contractor_id"),
+        sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        _fk("users.id", name="created_by"),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("used_at", sa.Float(), nullable=True),
+    )
+    op.create_index(
+        "ix_contractor_key_links_contractor_id", "contractor_key_links", ["contractor_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("contractor_key_links")
+    op.drop_table("contractor_revoked_keys")
     bind = op.get_bind()
     rows = bind.execute(sa.text("SELECT id, public_id, sealed FROM contractors")).all()
     key = _storage_key(len(rows))
