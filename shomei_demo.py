@@ -71,7 +71,8 @@ def run_demo(
     _register(cfg, city, key, issuer)
     wallet = _key(out / "wallet-key.pem")
     engine = make_engine(database_url(data))
-    issuer_db.migrate(engine)  # the issuer's tables and the anchoring queue
+    # the issuer's tables and the anchoring queue
+    issuer_db.migrate(engine, storage_key=issuer_keys.read_storage_key(data))
     _seed_users(engine)
     made = _issue_all(out, engine, key, wallet, issuer)
     batcher = Batcher(

@@ -17,6 +17,7 @@ from issuer.accounts import views as accounts_views
 from issuer.audit import views as audit_views
 from issuer.certificates import views as certificates_views
 from issuer.certificates import wellknown_views
+from issuer.contracts import key_views as contractor_key_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
@@ -54,6 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         oid4vci_views.bp,
         contracts_views.bp,
         contracts_views.sign_bp,
+        contractor_key_views.bp,
+        contractor_key_views.link_bp,
     ):
         app.register_blueprint(blueprint)
     return app

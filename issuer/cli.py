@@ -44,9 +44,11 @@ def migrate(data_dir: str | None) -> None:
 
     url = _database_url(data_dir)
     try:
-        db.migrate(url)
+        db.migrate(url, storage_key=_storage_key(data_dir))
     except SQLAlchemyError as e:
         _fail(f"データベースを更新できません / cannot migrate the database: {e.args[0]}")
+    except db.MigrationError as e:
+        _fail(f"{e.ja} / {e.en}")
     click.echo("データベースは最新です / the database is up to date")
 
 
@@ -88,6 +90,16 @@ def data_dir_of(directory: str | None) -> Path:
     return data_dir(directory)
 
 
+def _storage_key(directory: str | None) -> bytes | None:
+    """The issuer's storage key (a migration may seal rows with it), None before init."""
+    from issuer.keys import service as keys
+
+    try:
+        return keys.read_storage_key(data_dir_of(directory))
+    except keys.NotInitialised as e:
+        _fail(f"{e.ja} / {e.en}")
+
+
 @issuer_group.command("create-user")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["clerk", "supervisor"]), required=True)
@@ -107,7 +119,7 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
     password = _password()
     engine = make_engine(_database_url(data_dir))
     try:
-        db.migrate(engine)
+        db.migrate(engine, storage_key=_storage_key(data_dir))
         with Session(engine) as session:
             user = accounts.create_user(
                 session,
@@ -131,6 +143,8 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
         _fail(str(e))
     except SQLAlchemyError as e:
         _fail(f"データベースを使えません / database error: {e.args[0]}")
+    except db.MigrationError as e:
+        _fail(f"{e.ja} / {e.en}")
     finally:
         engine.dispose()
 

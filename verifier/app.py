@@ -25,11 +25,12 @@ from edges.busy import Busy
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
 
-from . import documents, i18n
+from . import documents, i18n, requests
 from .config import Limits
 from .http import lang
 from .inputs import Decoder, InputError
 from .ratelimit import RateLimiter
+from .request_store import FILE_NAME, SqliteStore
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -63,7 +64,9 @@ def defaults() -> dict[str, Any]:
     """Return the configuration from the environment (``SHOMEI_DATA_DIR``,
     ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated origins, see
     :mod:`verifier.relay`, ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
-    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``, and the ``SHOMEI_VERIFIER_<LIMIT>`` of
+    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``, the request pool's limits
+    ``SHOMEI_VERIFIER_MAX_PENDING``, ``SHOMEI_VERIFIER_PENDING_PER_ADDRESS``,
+    ``SHOMEI_VERIFIER_REQUESTS_PER_MINUTE``, and the ``SHOMEI_VERIFIER_<LIMIT>`` of
     :class:`verifier.config.Limits`)."""
     return {
         "DATA_DIR": os.environ.get("SHOMEI_DATA_DIR"),
@@ -78,6 +81,17 @@ def defaults() -> dict[str, Any]:
         # Behind N reverse proxies, the client address is the Nth from the right of
         # X-Forwarded-For (the rate limit is per client address).
         "TRUSTED_PROXIES": int(os.environ.get("SHOMEI_VERIFIER_TRUSTED_PROXIES", "0")),
+        # The cross-device request pool (verifier/requests.py), shared by the server's
+        # processes: a SQLite file, by default ``requests.db`` in the data directory
+        # (":memory:" keeps it in this process only).
+        "REQUESTS_DB": None,
+        "REQUESTS_MAX_PENDING": _env_int("SHOMEI_VERIFIER_MAX_PENDING", requests.MAX_PENDING),
+        "REQUESTS_PER_ADDRESS": _env_int(
+            "SHOMEI_VERIFIER_PENDING_PER_ADDRESS", requests.PER_ADDRESS
+        ),
+        "REQUESTS_PER_ADDRESS_PER_MINUTE": _env_int(
+            "SHOMEI_VERIFIER_REQUESTS_PER_MINUTE", requests.PER_ADDRESS_PER_MINUTE
+        ),
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
         # The contract PDF (``document``) on /verify and /api/verify: its own limits.
         "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,
@@ -86,6 +100,10 @@ def defaults() -> dict[str, Any]:
         "LIMITS": Limits.from_env(),
         "CLOCK": time.time,
     }
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -122,6 +140,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
+    app.extensions["shomei_requests"] = _request_store(app.config)
     edges_json.install(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -148,6 +167,19 @@ def _configure_from_chain(config: dict[str, Any]) -> None:
     config["VERIFIER"] = build_verifier(chain=chain, trust_file=config["TRUST_FILE"])
     if chain is not None and not config["EXPLORER_TX_URL"]:
         config["EXPLORER_TX_URL"] = chain.explorer_tx_url
+
+
+def _request_store(config: dict[str, Any]) -> SqliteStore:
+    """The request pool; its file is opened on first use (by each worker process)."""
+    from anchor.config import data_dir
+
+    path = config["REQUESTS_DB"] or data_dir(config["DATA_DIR"]) / FILE_NAME
+    limits = requests.Limits(
+        max_pending=int(config["REQUESTS_MAX_PENDING"]),
+        per_address=int(config["REQUESTS_PER_ADDRESS"]),
+        per_address_per_minute=int(config["REQUESTS_PER_ADDRESS_PER_MINUTE"]),
+    )
+    return SqliteStore(path=path, limits=limits)
 
 
 def _template_helpers() -> dict[str, Any]:

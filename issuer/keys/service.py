@@ -248,18 +248,36 @@ def load(data_dir: Path, passphrase: str | None) -> City:
         settings = IssuerSettings.from_json(
             json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
         )
-        storage_key = bytes.fromhex((directory / STORAGE_KEY_FILE).read_text("ascii").strip())
     except (OSError, ValueError) as e:
         raise NotInitialised(
             "発行者の設定ファイルを読み込めません", f"cannot read the issuer settings: {e}"
         ) from None
-    if len(storage_key) != 32:
-        raise NotInitialised("保管用の鍵が不正です", "the storage key is malformed")
+    storage_key = read_storage_key(data_dir)
+    if storage_key is None:
+        raise NotInitialised("保管用の鍵がありません", "the storage key is missing")
     key = SigningKey.from_encrypted_pem((directory / KEY_FILE).read_bytes(), passphrase)
     since, retired = _read_history(directory, key.kid)
     return City(
         settings=settings, key=key, storage_key=storage_key, key_since=since, retired=retired
     )
+
+
+def read_storage_key(data_dir: Path) -> bytes | None:
+    """The storage key alone (it needs no passphrase: database migrations that seal
+    existing rows read it), None when the issuer has none yet. Raises
+    :class:`NotInitialised` when the file is there but unreadable or malformed."""
+    path = issuer_dir(data_dir) / STORAGE_KEY_FILE
+    try:
+        storage_key = bytes.fromhex(path.read_text("ascii").strip())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise NotInitialised(
+            "保管用の鍵を読み込めません", f"cannot read the storage key: {e}"
+        ) from None
+    if len(storage_key) != 32:
+        raise NotInitialised("保管用の鍵が不正です", "the storage key is malformed")
+    return storage_key
 
 
 def switch_key(
