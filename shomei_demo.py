@@ -21,7 +21,7 @@ import click
 from sqlalchemy.orm import Session
 
 from anchor import evidence as anchor_evidence
-from anchor import merkle
+from anchor import files, merkle
 from anchor.accounts import ChainAccount
 from anchor.anchoring import evidence_json
 from anchor.batcher import Batcher, BatchPolicy
@@ -61,8 +61,7 @@ def run_demo(
     data: Path, *, port: int | None, describe: Any, serve_port: int = DEFAULT_SERVE_PORT
 ) -> VerificationResult:
     """Run the demo in ``data``; print what it made; return the QR's verification."""
-    out = data / "demo"
-    out.mkdir(parents=True, exist_ok=True)
+    out = files.make_private_dir(data / "demo")  # keys, credentials, the receipt
     cfg = _chain(data, port)
     city = ChainAccount.dev(CITY_DEV_ACCOUNT)
     settings = _issuer(data, serve_port)

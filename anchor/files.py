@@ -1,0 +1,89 @@
+"""Files only their owner may read: the data directory 0700, everything in it 0600.
+
+The data directory holds password hashes and the audit log (``shomei.db``), RPC URLs
+that may carry API keys (``chain.json``), encrypted keys and the cookie-signing key.
+Every ``shomei`` process calls :func:`restrict_umask` at start, so whatever it creates
+(SQLite files and their ``-wal``/``-shm``, the local node's state, command outputs) is
+private; :func:`make_private_dir` creates the directory 0700; and :func:`tighten`
+repairs a directory made by an older release or another tool (group or others could
+read it), with a one-line notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+#: Nothing a ``shomei`` process creates is readable or writable by group or others.
+UMASK = 0o077
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+log = logging.getLogger("shomei.files")
+
+
+def restrict_umask() -> None:
+    """Set the process's umask to 0o077 (files 0600, directories 0700 by default)."""
+    os.umask(UMASK)
+
+
+def make_private_dir(directory: Path) -> Path:
+    """Create ``directory`` (and each missing parent) with mode 0700 whatever the umask,
+    or tighten it when it exists; return it. Raises OSError when it cannot be created."""
+    for level in [*reversed(directory.parents), directory]:
+        if not level.exists():
+            level.mkdir(mode=DIR_MODE, exist_ok=True)
+            os.chmod(level, DIR_MODE)  # mkdir's mode passes through the umask
+    tighten(directory)
+    return directory
+
+
+def tighten(directory: Path) -> list[Path]:
+    """Remove every permission of group and others from ``directory`` and all it holds
+    (symbolic links are neither followed nor changed); return what was changed, and log
+    one line when anything was. A missing directory is left alone; what this user may
+    not change (another owner's file) is skipped."""
+    changed: list[Path] = []
+    if not directory.is_dir():
+        return changed
+    if _restrict(directory):
+        changed.append(directory)
+    for root, dirs, files in os.walk(directory, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(root) / name
+            if _restrict(path):
+                changed.append(path)
+    if changed:
+        log.warning(
+            "データディレクトリ %s を所有者だけが読めるようにしました（%d 件）/ "
+            "tightened %s: its owner alone may read it now (%d entries were open to others)",
+            directory,
+            len(changed),
+            directory,
+            len(changed),
+        )
+    return changed
+
+
+def _restrict(path: Path) -> bool:
+    try:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode) or not mode & 0o077:
+            return False
+        os.chmod(path, stat.S_IMODE(mode) & 0o700)
+    except OSError:  # gone meanwhile, or not ours to change
+        return False
+    return True
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically with mode 0600 whatever the umask (a reader never sees
+    half a file). Raises OSError."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    tmp.replace(path)
