@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import click
 
+import edges.serving as serving
+from edges.serving import ServeOptions
+
+#: One process: cross-device requests (``/request``) are kept in its memory, and a
+#: request made in one process is unknown to another. Threads serve in parallel.
+WORKERS, THREADS = 1, 8
+
 
 @click.group("verifier")
 def verifier_group() -> None:
@@ -15,9 +22,19 @@ def verifier_group() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=5100, show_default=True)
 @click.option("--data-dir", help="where chain.json is (default: SHOMEI_DATA_DIR or ./data)")
 @click.option("--trust", "trust_path", help="TRUST.json: issuers trusted besides the registry")
-def serve(host: str, port: int, data_dir: str | None, trust_path: str | None) -> None:
-    """Serve the verifier (Flask's own server, threaded). Trust comes from the registry
-    on the configured chain, as for `shomei verify`, and from --trust."""
+@serving.serve_options(
+    workers=WORKERS,
+    threads=THREADS,
+    workers_help="worker processes; keep 1 while cross-device requests (/request) are "
+    "kept in memory: a request made in one process is unknown to the others (the rate "
+    "limit, too, counts per process)",
+)
+def serve(
+    host: str, port: int, data_dir: str | None, trust_path: str | None, options: ServeOptions
+) -> None:
+    """Serve the verifier under gunicorn. Trust comes from the registry on the
+    configured chain, as for `shomei verify`, and from --trust. SIGTERM or Ctrl-C stops
+    it gracefully."""
     from credentials.errors import ShomeiError
 
     from .app import create_app
@@ -32,5 +49,5 @@ def serve(host: str, port: int, data_dir: str | None, trust_path: str | None) ->
     except ShomeiError as e:
         click.echo(f"エラー: {e}", err=True)
         raise SystemExit(2) from None
-    click.echo(f"証明書の確認 / verifier: http://{host}:{port}/", err=True)
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    click.echo(f"証明書の確認 / verifier: http://{host}:{port}/ ({options.describe()})", err=True)
+    serving.run(app, host=host, port=port, options=options, name="verifier")
