@@ -447,17 +447,17 @@ def demo(
     try:
         run_demo(directory, port=port, describe=_describe, serve_port=serve_port)
         if serve:
-            serve_services(
-                directory,
-                host=host,
-                port=serve_port,
-                verifier_port=verifier_port,
-                wallet_port=wallet_port,
+            sys.exit(
+                serve_services(
+                    directory,
+                    host=host,
+                    port=serve_port,
+                    verifier_port=verifier_port,
+                    wallet_port=wallet_port,
+                )
             )
     except ShomeiError as e:
         _fail(e)
-    except OSError as e:  # the port is taken
-        _fail(f"サービスを開始できません / cannot serve: {e.strerror or e}")
 
 
 if __name__ == "__main__":
