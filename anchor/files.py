@@ -6,7 +6,8 @@ Every ``shomei`` process calls :func:`restrict_umask` at start, so whatever it c
 (SQLite files and their ``-wal``/``-shm``, the local node's state, command outputs) is
 private; :func:`make_private_dir` creates the directory 0700; and :func:`tighten`
 repairs a directory made by an older release or another tool (group or others could
-read it), with a one-line notice.
+read it), with a one-line notice: the directory and what Shomei keeps in it, never
+anything else a mistaken ``SHOMEI_DATA_DIR`` (a home, ``/srv``) may hold.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ from pathlib import Path
 UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+#: What Shomei keeps in a data directory: only these are tightened (folders with all
+#: they hold), so a data directory set to a shared place changes nothing else in it.
+KNOWN_FILES = frozenset(
+    {
+        "chain.json",
+        "chain.json.tmp",
+        "secret_key",
+        "shomei.db",
+        "shomei.db-wal",
+        "shomei.db-shm",
+        "shomei.db-journal",
+    }
+)
+KNOWN_FOLDERS = frozenset({"issuer", "anvil", "accounts", "demo"})
 
 log = logging.getLogger("shomei.files")
 
@@ -36,25 +51,43 @@ def make_private_dir(directory: Path) -> Path:
         if not level.exists():
             level.mkdir(mode=DIR_MODE, exist_ok=True)
             os.chmod(level, DIR_MODE)  # mkdir's mode passes through the umask
-    tighten(directory)
+    _report(directory, ([directory] if _restrict(directory) else []) + _tighten(directory))
     return directory
 
 
 def tighten(directory: Path) -> list[Path]:
-    """Remove every permission of group and others from ``directory`` and all it holds
-    (symbolic links are neither followed nor changed); return what was changed, and log
-    one line when anything was. A missing directory is left alone; what this user may
-    not change (another owner's file) is skipped."""
-    changed: list[Path] = []
+    """Remove every permission of group and others from a data directory and from what
+    Shomei keeps in it (:data:`KNOWN_FILES`, :data:`KNOWN_FOLDERS` with all they hold;
+    symbolic links are neither followed nor changed); return what was changed, and log
+    one line when anything was. A directory that holds nothing of Shomei's (missing,
+    empty, or not a data directory) is left alone, and so is what this user may not
+    change (another owner's file)."""
+    changed = _tighten(directory)
+    _report(directory, changed)
+    return changed
+
+
+def _tighten(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        return changed
-    if _restrict(directory):
-        changed.append(directory)
-    for root, dirs, files in os.walk(directory, followlinks=False):
-        for name in [*dirs, *files]:
-            path = Path(root) / name
-            if _restrict(path):
-                changed.append(path)
+        return []
+    ours = [
+        directory / name
+        for name in sorted(KNOWN_FILES | KNOWN_FOLDERS)
+        if (directory / name).exists() or (directory / name).is_symlink()
+    ]
+    if not ours:
+        return []
+    changed = [directory] if _restrict(directory) else []
+    for path in ours:
+        if _restrict(path):
+            changed.append(path)
+        if path.name in KNOWN_FOLDERS and not path.is_symlink():
+            for root, dirs, names in os.walk(path, followlinks=False):
+                changed += [Path(root) / n for n in [*dirs, *names] if _restrict(Path(root) / n)]
+    return changed
+
+
+def _report(directory: Path, changed: list[Path]) -> None:
     if changed:
         log.warning(
             "データディレクトリ %s を所有者だけが読めるようにしました（%d 件）/ "
@@ -64,7 +97,6 @@ def tighten(directory: Path) -> list[Path]:
             directory,
             len(changed),
         )
-    return changed
 
 
 def _restrict(path: Path) -> bool:

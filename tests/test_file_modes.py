@@ -113,9 +113,11 @@ def test_a_loose_data_directory_is_tightened_at_start(tmp_path: Path) -> None:
     init_issuer(data)
     shomei(data, "issuer", "migrate")
     # As an older release (or cp, or tar) left it: readable by every local user.
-    outside = tmp_path / "outside.txt"
+    (tmp_path / "outside").mkdir()
+    outside = tmp_path / "outside" / "file.txt"
     outside.write_text("not Shomei's\n")
-    (data / "elsewhere").symlink_to(outside)
+    os.chmod(outside, 0o644)
+    (data / "demo").symlink_to(tmp_path / "outside")
     os.chmod(data, 0o755)
     for path in data.rglob("*"):
         if not path.is_symlink():
@@ -133,16 +135,47 @@ def test_a_loose_data_directory_is_tightened_at_start(tmp_path: Path) -> None:
     assert "tightened" not in quiet.stderr
 
 
-def test_tighten_reports_what_it_changed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "sub").mkdir(mode=0o755)
-    (tmp_path / "sub" / "a").write_text("x")
-    os.chmod(tmp_path / "sub", 0o755)
-    os.chmod(tmp_path / "sub" / "a", 0o640)
-    os.chmod(tmp_path, 0o700)
-    assert files.tighten(tmp_path) == [tmp_path / "sub", tmp_path / "sub" / "a"]
-    assert modes(tmp_path) == {".": 0o700, "sub": 0o700, "sub/a": 0o600}
-    assert files.tighten(tmp_path) == []
-    assert files.tighten(tmp_path / "missing") == []
+def test_tighten_changes_only_what_shomei_keeps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    (data / "issuer").mkdir(parents=True)
+    (data / "issuer" / "signing-key.pem").write_text("x")
+    (data / "shomei.db").write_text("x")
+    (data / "notes.txt").write_text("someone else's")
+    for path, mode in [
+        (data, 0o755),
+        (data / "issuer", 0o755),
+        (data / "issuer" / "signing-key.pem", 0o640),
+        (data / "shomei.db", 0o644),
+        (data / "notes.txt", 0o644),
+    ]:
+        os.chmod(path, mode)
+    assert files.tighten(data) == [
+        data,
+        data / "issuer",
+        data / "issuer" / "signing-key.pem",
+        data / "shomei.db",
+    ]
+    assert modes(data) == {
+        ".": 0o700,
+        "issuer": 0o700,
+        "issuer/signing-key.pem": 0o600,
+        "shomei.db": 0o600,
+        "notes.txt": 0o644,  # not Shomei's
+    }
+    assert files.tighten(data) == []
+    assert len([r for r in caplog.records if "tightened" in r.getMessage()]) == 1
+
+
+def test_a_directory_without_shomei_files_is_left_alone(tmp_path: Path) -> None:
+    """A data directory set to a shared place by mistake (a home, /srv) is not changed."""
+    shared = tmp_path / "shared"
+    (shared / "project").mkdir(parents=True)
+    (shared / "project" / "a.txt").write_text("x")
+    os.chmod(shared, 0o755)
+    assert files.tighten(shared) == []
+    assert data_dir(shared) == shared
+    assert modes(shared)["."] == 0o755 and modes(shared)["project/a.txt"] & 0o044
     assert data_dir(tmp_path / "missing") == tmp_path / "missing"
     assert not (tmp_path / "missing").exists(), "resolving a data directory creates nothing"
-    assert len([r for r in caplog.records if "tightened" in r.getMessage()]) == 1
