@@ -25,7 +25,10 @@ PASSPHRASE = "serving 証明"
 #: A node nobody listens on: the anchoring worker runs and retries, never anchors.
 DEAD_RPC = "http://127.0.0.1:9"
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.slow,  # real servers: a few seconds each
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 
 def free_port() -> int:
