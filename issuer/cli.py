@@ -166,8 +166,8 @@ def _password() -> str:
 @serving.serve_options(
     workers=WORKERS,
     threads=THREADS,
-    workers_help="worker processes (the sessions, sign-in limits and anchoring live in "
-    "the database: any number may serve it)",
+    workers_help="worker processes (the issuer keeps no state in a process's memory: "
+    "any number may serve one database)",
 )
 @click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
 def serve(
