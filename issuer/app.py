@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+import anchor.files as files
 import edges.json as edges_json
 import issuer.city as city
 import issuer.config as config
@@ -29,6 +30,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The issuer app, configured from the environment and the data directory (or from
     ``test_config``), its database migrated to the newest revision."""
+    files.restrict_umask()  # the database, the secret key: for this user alone
     app = Flask("issuer", template_folder=str(TEMPLATES), static_folder="static")
     edges_json.install(app)
     app.config.from_mapping(config.defaults())

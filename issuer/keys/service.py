@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from anchor import files
 from credentials.doctypes import is_valid_municipality_code
 from credentials.errors import ShomeiError
 from credentials.keys import SigningKey, jwk_thumbprint, public_key_from_jwk
@@ -213,8 +214,7 @@ def init(
     for an empty passphrase."""
     if not passphrase:
         raise ValueError("an empty passphrase would store the key in plain text")
-    directory = issuer_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = files.make_private_dir(issuer_dir(data_dir))
     for name in (KEY_FILE, STORAGE_KEY_FILE, SETTINGS_FILE):
         if (directory / name).exists():
             raise FileExistsError(f"{directory / name} exists: the issuer is initialised")
