@@ -8,6 +8,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -154,8 +155,29 @@ def _sign_out() -> None:
 
 
 def _safe_next() -> str | None:
-    """The page to return to after signing in: a path on this site, nothing else."""
-    target = request.values.get("next") or ""
-    if target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
+    return local_path(request.values.get("next"))
+
+
+#: Longer than any page of this site; a longer ``next`` is not one of ours.
+MAX_NEXT = 2000
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (one leading ``/``, nothing a browser
+    could read as another host), else None: the page to return to after signing in.
+
+    Browsers drop tabs and newlines inside a URL and read ``\\`` as ``/``, so
+    ``/<TAB>/evil.example`` and ``/\\evil.example`` both mean ``//evil.example``: any
+    control character or backslash is refused outright, as is anything ``urlsplit``
+    finds a scheme or host in. CR/LF could not go into a Location header anyway."""
+    if not target or len(target) > MAX_NEXT or not target.startswith("/"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target):
+        return None
+    stripped = target.strip()
+    if stripped != target or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return target
