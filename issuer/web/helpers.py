@@ -9,7 +9,8 @@ from argon2 import PasswordHasher
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from issuer.accounts.service import ThrottlePolicy
+from issuer.accounts.sessions import SessionPolicy
+from issuer.accounts.throttle import ThrottlePolicy
 
 
 def abort_with(code: int, ja: str, en: str) -> NoReturn:
@@ -36,4 +37,12 @@ def throttle_policy() -> ThrottlePolicy:
     return ThrottlePolicy(
         max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
         window=float(current_app.config["LOGIN_WINDOW_SECONDS"]),
+    )
+
+
+def session_policy() -> SessionPolicy:
+    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    return SessionPolicy(
+        lifetime=lifetime.total_seconds() if hasattr(lifetime, "total_seconds") else lifetime,
+        idle=float(current_app.config["SESSION_IDLE_SECONDS"]),
     )

@@ -1,7 +1,7 @@
-"""Inputs no database can hold are a 404, never a 500, on SQLite
+"""Inputs no database can hold are a 404 (or a refused sign-in), never a 500, on SQLite
 and PostgreSQL: ids past 64 (SQLite) or 32 bits (PostgreSQL ``integer``), audit pages
 past the log's end, path segments with control characters (PostgreSQL refuses a NUL in
-text) or of any length."""
+text) or of any length, usernames with a NUL."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from issuer_testing import city_with_staff, csrf_token, signed_in
+from issuer_testing import city_with_staff, csrf_token, sign_in, signed_in
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
+from issuer import db
+from issuer.accounts.service import failures
 from issuer.keys import service as keys
 from issuer.web import routing
 
@@ -94,6 +97,16 @@ def test_path_segments_with_control_characters_or_too_long_are_404(
     data = {"csrf_token": csrf_token(boss, "/")} if method == "post" else None
     response = getattr(boss, method)(path, data=data)
     assert response.status_code == 404
+
+
+def test_a_username_with_a_nul_is_a_failed_sign_in(city_app: Flask):
+    client = city_app.test_client()
+    response = sign_in(client, "boss\x00", "not-the-password-1")
+    assert response.status_code == 401
+    assert "ユーザー名またはパスワードが違います" in response.get_data(as_text=True)
+    # Counted against the address (a name that cannot be an account has no counter).
+    with Session(db.engine_of(city_app)) as session:
+        assert failures(session, address="127.0.0.1") == 1
 
 
 def test_every_route_uses_the_bounded_converters(city_app: Flask):

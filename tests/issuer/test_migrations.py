@@ -9,19 +9,21 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
+import issuer.app  # noqa: F401 - imports every feature, so all models join IssuerBase
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
 from issuer.models import Base as IssuerBase
 from shomei_cli import main
 
-TABLES = {"users", "login_failures", "anchor_leaves", "anchor_batches", "alembic_version"}
+TABLES = {"users", "anchor_leaves", "anchor_batches", "alembic_version"}
 TABLES |= {"audit_entries", "audit_head", "audit_anchors"}
 TABLES |= {"certificates", "status_lists"}
 TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
 TABLES |= {"contract_signatures", "contract_credentials"}
 TABLES |= {"anchor_lease"}
+TABLES |= {"user_sessions", "sign_in_counters"}  # login_failures is gone
 
 
 def tables(url: str) -> set[str]:
@@ -88,3 +90,11 @@ def test_shomei_issuer_migrate(database_url: str, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, result.output
         assert "up to date" in result.output
     assert tables(database_url) == TABLES
+
+
+def test_upgrading_from_0006_replaces_the_failure_log_with_counters(database_url: str):
+    db.migrate(database_url, "0006_anchor_lease")
+    assert "login_failures" in tables(database_url)
+    db.migrate(database_url)
+    assert tables(database_url) == TABLES
+    assert drift(database_url) == []
