@@ -1,17 +1,21 @@
-"""Bounded URL converters: a path parameter that could not name a row is a 404 at
-routing, before any view or query sees it.
+"""Bounded URL converters and text: a path parameter that could not name a row is a 404
+at routing, a NUL in the query or a form a 400, before any view or query sees them.
 
 Werkzeug's own ``int`` takes any number of digits (SQLite overflows past 2**63 - 1,
 PostgreSQL's ``integer`` past 2**31 - 1: a 500 either way) and its default string
 converter any character but ``/`` (PostgreSQL refuses a NUL in text: a 500 again).
-``init_app`` replaces both for every rule of the app, so no route can forget.
+``init_app`` replaces both for every rule of the app, and refuses a NUL in any query or
+form value, so no route or form can forget.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flask import request
 from werkzeug.routing import IntegerConverter, Map, UnicodeConverter
+
+from issuer.web.helpers import abort_with
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -75,8 +79,25 @@ def bounded_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) ->
     return value if minimum <= value <= maximum else None
 
 
+def refuse_nul() -> None:
+    """400 when a query or form field (name or value) holds a NUL: no text column can
+    store one (PostgreSQL refuses it) and no page of ours asks for one."""
+    if request.routing_exception is not None:
+        return
+    for fields in (request.args, request.form):
+        for name, value in fields.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                abort_with(
+                    400,
+                    "送信された内容に使えない文字（NUL）が含まれています",
+                    "the request contains a character that cannot be used (NUL)",
+                )
+
+
 def init_app(app: Flask) -> None:
-    """Install the bounded converters; call before any blueprint is registered."""
+    """Install the bounded converters (call before any blueprint is registered) and
+    the NUL check."""
     app.url_map.converters["int"] = BoundedInt
     app.url_map.converters["default"] = Segment
     app.url_map.converters["string"] = Segment
+    app.before_request(refuse_nul)

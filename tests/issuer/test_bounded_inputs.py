@@ -1,7 +1,7 @@
-"""Inputs no database can hold are a 404 (or a refused sign-in), never a 500, on SQLite
-and PostgreSQL: ids past 64 (SQLite) or 32 bits (PostgreSQL ``integer``), audit pages
-past the log's end, path segments with control characters (PostgreSQL refuses a NUL in
-text) or of any length, usernames with a NUL."""
+"""Inputs no database can hold are a 404 or a 400, never a 500, on SQLite and
+PostgreSQL: ids past 64 (SQLite) or 32 bits (PostgreSQL ``integer``), audit pages past
+the log's end, path segments with control characters (PostgreSQL refuses a NUL in text)
+or of any length, a NUL in any query or form field."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from issuer_testing import city_with_staff, csrf_token, sign_in, signed_in
+from issuer_testing import city_with_staff, count_users, csrf_token, sign_in, signed_in
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
@@ -99,14 +99,51 @@ def test_path_segments_with_control_characters_or_too_long_are_404(
     assert response.status_code == 404
 
 
-def test_a_username_with_a_nul_is_a_failed_sign_in(city_app: Flask):
+def test_a_username_with_a_nul_is_refused_before_it_is_counted(city_app: Flask):
     client = city_app.test_client()
     response = sign_in(client, "boss\x00", "not-the-password-1")
-    assert response.status_code == 401
-    assert "ユーザー名またはパスワードが違います" in response.get_data(as_text=True)
-    # Counted against the address (a name that cannot be an account has no counter).
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "使えない文字" in page and "cannot be used (NUL)" in page
     with Session(db.engine_of(city_app)) as session:
-        assert failures(session, address="127.0.0.1") == 1
+        assert failures(session, address="127.0.0.1") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/users/", {"username": "tanaka", "display_name": "a\x00b", "role": "clerk"}),
+        ("/users/", {"username": "tanaka", "display_name": "田中", "role": "clerk", "x\x00": ""}),
+        ("/users/1/password", {"password": "fresh-password\x00"}),
+        ("/certificates/new/juminhyo", {"family_name": "\x00"}),
+    ],
+)
+def test_a_nul_in_any_form_is_400_and_writes_nothing(
+    city_app: Flask, boss: FlaskClient, path: str, form: dict[str, str]
+):
+    form = form | {"csrf_token": csrf_token(boss, "/users/")}
+    form.setdefault("password", "fresh-password-1")
+    form["password_confirm"] = form["password"]
+    response = boss.post(path, data=form)
+    assert response.status_code == 400
+    assert "cannot be used (NUL)" in response.get_data(as_text=True)
+    assert count_users(city_app.config["DATABASE_URL"]) == 2
+
+
+def test_a_nul_in_the_query_is_400(boss: FlaskClient):
+    assert boss.get("/?lang=%00").status_code == 400
+    assert boss.get("/audit/?page=1&x=%00").status_code == 400
+
+
+def test_a_nul_in_a_token_request_is_an_oauth_400(city_app: Flask):
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+        "pre-authorized_code": "code\x00",
+        "tx_code": "1234",
+    }
+    response = city_app.test_client().post("/oid4vci/token", data=form)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
 
 
 def test_every_route_uses_the_bounded_converters(city_app: Flask):
