@@ -4,7 +4,8 @@
 ``secret_key`` in the data directory, generated once with mode 0600. The database is
 ``SHOMEI_DATABASE_URL`` or SQLite ``shomei.db`` in the data directory. Cookies are
 marked Secure when the app is served over TLS (``SHOMEI_TLS=1`` or
-``PREFERRED_URL_SCHEME=https``).
+``PREFERRED_URL_SCHEME=https``). The limits (sign-in attempts, session lifetime and idle
+time, password hashes at once) take ``SHOMEI_*`` variables, named in ``defaults``.
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ def throttle_policy() -> ThrottlePolicy:
 
 
 def session_policy() -> SessionPolicy:
-    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    """Sessions last ``PERMANENT_SESSION_LIFETIME`` at most, ``SESSION_IDLE_SECONDS``
+    without a request."""
     return SessionPolicy(
-        lifetime=lifetime.total_seconds() if hasattr(lifetime, "total_seconds") else lifetime,
+        lifetime=current_app.permanent_session_lifetime.total_seconds(),
         idle=float(current_app.config["SESSION_IDLE_SECONDS"]),
     )

@@ -146,3 +146,29 @@ def test_the_gate_refuses_after_its_wait():
     )
     with hasher.turn(), pytest.raises(passwords.Busy, match="the server is busy"):
         hasher.verify("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA", "pw")
+
+
+def test_the_limits_come_from_the_environment(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SHOMEI_PASSWORD_HASH_CONCURRENCY", "3")
+    monkeypatch.setenv("SHOMEI_PASSWORD_HASH_WAIT_SECONDS", "0.5")
+    monkeypatch.setenv("SHOMEI_LOGIN_MAX_FAILURES", "7")
+    monkeypatch.setenv("SHOMEI_LOGIN_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("SHOMEI_SESSION_IDLE_SECONDS", "900")
+    monkeypatch.setenv("SHOMEI_SESSION_LIFETIME_SECONDS", "3600")
+    app = make_app()
+    hasher = app.extensions["shomei_hasher"]
+    assert (hasher.concurrency, hasher.wait) == (3, 0.5)
+    assert app.config["LOGIN_MAX_FAILURES"] == 7 and app.config["LOGIN_WINDOW_SECONDS"] == 600
+    assert app.config["SESSION_IDLE_SECONDS"] == 900
+    assert app.permanent_session_lifetime.total_seconds() == 3600
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1001"])
+def test_a_bad_limit_in_the_environment_is_refused_by_name(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch, value: str
+):
+    monkeypatch.setenv("SHOMEI_PASSWORD_HASH_CONCURRENCY", value)
+    with pytest.raises(ValueError, match="SHOMEI_PASSWORD_HASH_CONCURRENCY must be"):
+        make_app()
