@@ -22,7 +22,7 @@ from issuer.contracts import key_views as contractor_key_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
-from issuer.web import auth, csrf, errors, headers, i18n
+from issuer.web import auth, csrf, errors, headers, i18n, routing
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
+    routing.init_app(app)  # before the blueprints: their rules use the converters
 
     for blueprint in (
         auth.bp,

@@ -4,7 +4,8 @@
 ``secret_key`` in the data directory, generated once with mode 0600. The database is
 ``SHOMEI_DATABASE_URL`` or SQLite ``shomei.db`` in the data directory. Cookies are
 marked Secure when the app is served over TLS (``SHOMEI_TLS=1`` or
-``PREFERRED_URL_SCHEME=https``).
+``PREFERRED_URL_SCHEME=https``). The limits (sign-in attempts, session lifetime and idle
+time, password hashes at once) take ``SHOMEI_*`` variables, named in ``defaults``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,19 @@ def defaults() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # A counter shift: a forgotten tablet does not stay signed in overnight.
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+        "PERMANENT_SESSION_LIFETIME": timedelta(
+            seconds=env_seconds("SHOMEI_SESSION_LIFETIME_SECONDS", 8 * 3600.0)
+        ),
         "TLS": os.environ.get(TLS_ENV) == "1",
         "AUTO_MIGRATE": True,
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_WINDOW_SECONDS": 15 * 60,
+        # Sign-in attempts per account and per client address in a window (429 beyond).
+        "LOGIN_MAX_FAILURES": env_int("SHOMEI_LOGIN_MAX_FAILURES", 5),
+        "LOGIN_WINDOW_SECONDS": env_seconds("SHOMEI_LOGIN_WINDOW_SECONDS", 15 * 60.0),
+        # A session with no request for this long ends (the absolute limit is above).
+        "SESSION_IDLE_SECONDS": env_seconds("SHOMEI_SESSION_IDLE_SECONDS", 30 * 60.0),
+        # argon2id hashes at once (64 MiB each) and the wait for a turn (503 beyond).
+        "PASSWORD_HASH_CONCURRENCY": env_int("SHOMEI_PASSWORD_HASH_CONCURRENCY", 2),
+        "PASSWORD_HASH_WAIT_SECONDS": env_seconds("SHOMEI_PASSWORD_HASH_WAIT_SECONDS", 2.0),
         # Anchoring: a batch at most this long after its first leaf; the leader's lease.
         "ANCHOR_INTERVAL_SECONDS": env_seconds("SHOMEI_ANCHOR_INTERVAL_SECONDS", 10.0),
         "ANCHOR_LEASE_SECONDS": env_seconds("SHOMEI_ANCHOR_LEASE_SECONDS", 5.0),
@@ -54,6 +63,18 @@ def env_seconds(name: str, default: float) -> float:
         value = -1.0
     if not 0 < value < 86400:
         raise ValueError(f"{name} must be a number of seconds (0 < s < 86400), not {text!r}")
+    return value
+
+
+def env_int(name: str, default: int, *, maximum: int = 1000) -> int:
+    """A whole number in 1..maximum from the environment. Raises ValueError (with the
+    variable's name) for anything else."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    value = int(text) if text.strip().isdigit() and len(text.strip()) <= 6 else 0
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be a whole number from 1 to {maximum}, not {text!r}")
     return value
 
 

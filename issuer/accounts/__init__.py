@@ -1,4 +1,5 @@
-"""Clerk accounts: who may sign in, with which role, and the sign-in throttle.
+"""Clerk accounts: who may sign in, with which role, the sign-in throttle and the
+server-side sessions.
 
 The package's public face: views live in ``views.py`` and are registered by the app."""
 
@@ -6,13 +7,15 @@ from issuer.accounts.models import (
     CLERK,
     ROLES,
     SUPERVISOR,
-    LoginFailure,
+    SignInCounter,
     User,
+    UserSession,
 )
 from issuer.accounts.passwords import (
     DEFAULTS,
     MAX_LENGTH,
     MIN_LENGTH,
+    Busy,
     check,
     make_hasher,
 )
@@ -41,11 +44,13 @@ __all__ = [
     "SUPERVISOR",
     "USERNAME",
     "AccountError",
-    "LoginFailure",
+    "Busy",
+    "SignInCounter",
     "SignInFailed",
     "ThrottlePolicy",
     "Throttled",
     "User",
+    "UserSession",
     "authenticate",
     "check",
     "create_user",

@@ -7,19 +7,23 @@ English message; nothing here knows about HTTP. Time is a parameter (``now``).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from dataclasses import dataclass
-from functools import lru_cache
 
 from argon2 import PasswordHasher
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import issuer.accounts.passwords as passwords
+import issuer.accounts.sessions as sessions
+import issuer.accounts.throttle as throttle
 from credentials.errors import ShomeiError
-from issuer.accounts.models import ROLES, LoginFailure, User
+from issuer.accounts.models import ROLES, User
+from issuer.accounts.throttle import Throttled as Throttled
+from issuer.accounts.throttle import ThrottlePolicy as ThrottlePolicy
 
+DEFAULT_POLICY = ThrottlePolicy()
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 
 
@@ -32,25 +36,6 @@ class SignInFailed(ShomeiError):
 
     def __init__(self) -> None:
         super().__init__("ユーザー名またはパスワードが違います", "wrong username or password")
-
-
-class Throttled(ShomeiError):
-    """Too many failed sign-ins for this username or from this address."""
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = retry_after
-        minutes = max(1, -(-retry_after // 60))
-        super().__init__(
-            f"サインインの失敗が続いたため、一時的に受け付けを停止しています。"
-            f"約{minutes}分後にもう一度お試しください",
-            f"too many failed sign-ins: try again in about {minutes} minute(s)",
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ThrottlePolicy:
-    max_failures: int = 5
-    window: float = 15 * 60.0
 
 
 def normalize_username(username: str) -> str:
@@ -66,68 +51,68 @@ def authenticate(
     password: str,
     address: str,
     now: float,
-    policy: ThrottlePolicy = ThrottlePolicy(),
+    policy: ThrottlePolicy = DEFAULT_POLICY,
 ) -> User:
     """The active user with this username and password.
 
-    Raises Throttled before checking anything once ``policy.max_failures`` failures for
-    this username or from this address fall within ``policy.window`` seconds, and
-    SignInFailed (recording the failure) when the password is wrong, the user unknown
-    or deactivated. A hash made with outdated parameters is replaced."""
+    The attempt is counted against the username and the address first (atomically,
+    see ``throttle``): Throttled, before anything is checked, once either has
+    ``policy.max_failures`` attempts in its window. A wrong password, an unknown or
+    deactivated user is SignInFailed, the attempt staying counted; a success gives
+    the address its attempt back and clears the username's count, and replaces a hash
+    made with outdated parameters. Busy (nothing counted) when the hasher had no turn."""
     username = normalize_username(username)
-    address = address[:64]
-    _check_throttle(session, username, address, now, policy)
-    user = session.scalar(select(User).where(User.username == username))
-    stored = user.password_hash if user is not None else _dummy_hash(hasher)
-    # The hash is checked even for unknown users: response time does not reveal them.
-    ok = passwords.check(hasher, stored, password)
+    # A name that cannot be an account is counted against the address only (and never
+    # reaches the database: PostgreSQL refuses a NUL in text).
+    well_formed = USERNAME.fullmatch(username) is not None
+    keys = [throttle.address_key(address[:64])]
+    if well_formed:
+        keys.insert(0, throttle.account_key(username))
+    throttle.reserve(session, keys, now=now, policy=policy)
+    try:
+        user = None
+        if well_formed:
+            user = session.scalar(select(User).where(User.username == username))
+        stored = user.password_hash if user is not None else _dummy_hash(hasher)
+        # The hash is checked even for unknown users: response time does not reveal them.
+        ok = passwords.check(hasher, stored, password)
+    except passwords.Busy:
+        session.rollback()
+        throttle.release(session, keys)  # never checked: not a failure
+        raise
     if user is None or not ok or not user.active:
-        session.execute(delete(LoginFailure).where(LoginFailure.at < now - policy.window))
-        session.add(LoginFailure(username=username, address=address, at=now))
+        throttle.purge(session, now=now, policy=policy)
         session.commit()
         raise SignInFailed()
     if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+        with contextlib.suppress(passwords.Busy):  # then at a later sign-in
+            user.password_hash = hasher.hash(password)
+    throttle.clear(session, keys[0])
     session.commit()
+    throttle.release(session, keys[1:])
     return user
 
 
-def _check_throttle(
-    session: Session, username: str, address: str, now: float, policy: ThrottlePolicy
-) -> None:
-    since = now - policy.window
-    for column, value in ((LoginFailure.username, username), (LoginFailure.address, address)):
-        count, oldest = session.execute(
-            select(func.count(), func.min(LoginFailure.at)).where(
-                column == value, LoginFailure.at > since
-            )
-        ).one()
-        if count >= policy.max_failures:
-            raise Throttled(retry_after=max(1, int(oldest + policy.window - now) + 1))
-
-
-@lru_cache(maxsize=8)
-def _dummy_for(time_cost: int, memory_cost: int, parallelism: int) -> str:
-    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
-    return hasher.hash("no such user")
+_dummies: dict[tuple[int, int, int], str] = {}
 
 
 def _dummy_hash(hasher: PasswordHasher) -> str:
-    return _dummy_for(hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    """A hash with ``hasher``'s parameters, to check unknown users' passwords against."""
+    params = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    if params not in _dummies:
+        _dummies[params] = hasher.hash("no such user")
+    return _dummies[params]
 
 
 def failures(session: Session, *, username: str | None = None, address: str | None = None) -> int:
-    """How many failed sign-ins are recorded for ``username`` or ``address``."""
-    conditions = []
+    """How many sign-in attempts count against ``username`` or ``address`` (failures,
+    and attempts still being checked)."""
+    total = 0
     if username is not None:
-        conditions.append(LoginFailure.username == normalize_username(username))
+        total += throttle.count(session, throttle.account_key(normalize_username(username)))
     if address is not None:
-        conditions.append(LoginFailure.address == address)
-    query = select(func.count()).select_from(LoginFailure)
-    if conditions:
-        query = query.where(or_(*conditions))
-    return int(session.scalar(query) or 0)
+        total += throttle.count(session, throttle.address_key(address))
+    return total
 
 
 # ------------------------------------------------------------------ user management
@@ -185,25 +170,32 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
-def set_active(session: Session, user_id: int, active: bool, *, acting: User) -> User:
-    """(De)activate a user. Raises AccountError for an unknown user or when a
-    supervisor would deactivate their own account (nobody could then undo it)."""
+def set_active(session: Session, user_id: int, active: bool, *, acting: User, now: float) -> User:
+    """(De)activate a user; deactivation ends all of their sessions. Raises
+    AccountError for an unknown user or when a supervisor would deactivate their own
+    account (nobody could then undo it)."""
     user = get_user(session, user_id)
     if user.id == acting.id and not active:
         raise AccountError(
             "自分自身のアカウントは無効にできません", "you cannot deactivate your own account"
         )
     user.active = active
+    if not active:
+        sessions.end_all(session, user.id, now=now)
     session.commit()
     return user
 
 
-def reset_password(session: Session, hasher: PasswordHasher, user_id: int, password: str) -> User:
-    """Give a user a new password. Raises AccountError for an unknown user or a
-    password too short or too long."""
+def reset_password(
+    session: Session, hasher: PasswordHasher, user_id: int, password: str, *, now: float
+) -> User:
+    """Give a user a new password and end all of their sessions (the caller's too,
+    when it is their own). Raises AccountError for an unknown user or a password too
+    short or too long."""
     user = get_user(session, user_id)
     _check_password(password)
     user.password_hash = hasher.hash(password)
+    sessions.end_all(session, user.id, now=now)
     session.commit()
     return user
 

@@ -65,7 +65,7 @@ def activate(user_id: int) -> ResponseReturnValue:
 
 def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
     try:
-        user = accounts.set_active(get_session(), user_id, active, acting=g.user)
+        user = accounts.set_active(get_session(), user_id, active, acting=g.user, now=time.time())
     except accounts.AccountError as e:
         flash(t(e.ja, e.en), "error")
         return redirect(url_for("users.index"))
@@ -88,7 +88,9 @@ def password(user_id: int) -> ResponseReturnValue:
         return render_template("issuer/accounts/password.html", user=user)
     try:
         _confirmed(request.form.get("password", ""), request.form.get("password_confirm", ""))
-        accounts.reset_password(session, hasher(), user_id, request.form.get("password", ""))
+        accounts.reset_password(
+            session, hasher(), user_id, request.form.get("password", ""), now=time.time()
+        )
     except accounts.AccountError as e:
         flash(t(e.ja, e.en), "error")
         return render_template("issuer/accounts/password.html", user=user), 400

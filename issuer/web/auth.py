@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -21,36 +21,38 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+import issuer.accounts.sessions as sessions
 from issuer.accounts import service as accounts
-from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.db import get_session
-from issuer.web.helpers import abort_with, client_address, hasher, throttle_policy
+from issuer.web.helpers import (
+    abort_with,
+    client_address,
+    hasher,
+    session_policy,
+    throttle_policy,
+)
 from issuer.web.i18n import t
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fingerprint(user: User) -> str:
-    """Changes with the password hash: a password reset ends the user's sessions."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+#: The cookie's key for the session token (the cookie holds no user id).
+_SESSION_TOKEN = "sid"
 
 
 @bp.before_app_request
 def load_signed_in_user() -> None:
-    """``g.user``: the signed-in user, or None. A deactivated account or a changed
-    password signs the session out at its next request."""
+    """``g.user``: the user the cookie's session token names while that session is open
+    on the server (see ``issuer.accounts.sessions``), else None. A cookie whose session
+    has ended is emptied (the language kept)."""
     g.user = None
-    user_id = session.get("user_id")
-    if user_id is None:
+    token = session.get(_SESSION_TOKEN)
+    if token is None:
         return
-    user = get_session().get(User, user_id)
-    if user is None or not user.active or session.get("pw") != _fingerprint(user):
-        _sign_out()
-        return
-    g.user = user
+    g.user = sessions.resume(get_session(), token, now=time.time(), policy=session_policy())
+    if g.user is None:
+        _forget_cookie()
 
 
 def login_required(view: F) -> F:
@@ -115,9 +117,11 @@ def login() -> ResponseReturnValue:
         target=f"user:{user.username}",
         now=time.time(),
     )
-    lang = session.get("lang")
-    session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    session.update(user_id=user.id, pw=_fingerprint(user), lang=lang)
+    # A new session, token and CSRF token: nothing from before the sign-in survives it.
+    sessions.end(get_session(), session.get(_SESSION_TOKEN), now=time.time())
+    _forget_cookie()
+    token = sessions.start(get_session(), user, now=time.time(), policy=session_policy())
+    session[_SESSION_TOKEN] = token
     session.permanent = True
     return redirect(_safe_next() or url_for("home.index"))
 
@@ -128,14 +132,17 @@ def logout() -> ResponseReturnValue:
         audit.record_committed(
             get_session(), actor=g.user.username, action=audit.SIGN_OUT, now=time.time()
         )
-    _sign_out()
+    sessions.end(get_session(), session.get(_SESSION_TOKEN), now=time.time())
+    _forget_cookie()
     flash(t("サインアウトしました", "Signed out"), "info")
     return redirect(url_for("auth.login"))
 
 
 def _record_failed_sign_in(reason: str) -> None:
-    """The username typed (never the password), as the target: nobody is signed in."""
-    username = accounts.normalize_username(request.form.get("username", ""))
+    """The username typed (never the password), as the target: nobody is signed in.
+    Control characters are dropped (PostgreSQL refuses a NUL in text)."""
+    typed = accounts.normalize_username(request.form.get("username", ""))
+    username = "".join(c for c in typed if c.isprintable())
     audit.record_committed(
         get_session(),
         actor=None,
@@ -146,7 +153,8 @@ def _record_failed_sign_in(reason: str) -> None:
     )
 
 
-def _sign_out() -> None:
+def _forget_cookie() -> None:
+    """Empty the cookie's session, keeping only the chosen language."""
     lang = session.get("lang")
     session.clear()
     if lang:
@@ -154,8 +162,29 @@ def _sign_out() -> None:
 
 
 def _safe_next() -> str | None:
-    """The page to return to after signing in: a path on this site, nothing else."""
-    target = request.values.get("next") or ""
-    if target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
+    return local_path(request.values.get("next"))
+
+
+#: Longer than any page of this site; a longer ``next`` is not one of ours.
+MAX_NEXT = 2000
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (one leading ``/``, nothing a browser
+    could read as another host), else None: the page to return to after signing in.
+
+    Browsers drop tabs and newlines inside a URL and read ``\\`` as ``/``, so
+    ``/<TAB>/evil.example`` and ``/\\evil.example`` both mean ``//evil.example``: any
+    control character or backslash is refused outright, as is anything ``urlsplit``
+    finds a scheme or host in. CR/LF could not go into a Location header anyway."""
+    if not target or len(target) > MAX_NEXT or not target.startswith("/"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target):
+        return None
+    stripped = target.strip()
+    if stripped != target or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return target

@@ -7,8 +7,9 @@ import json
 from typing import TYPE_CHECKING
 
 from flask import render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+import issuer.accounts.passwords as passwords
 from edges.errors import from_http, json_error, keep_allow
 
 if TYPE_CHECKING:
@@ -113,7 +114,17 @@ def render_error(error: HTTPException) -> ResponseReturnValue:
     return response
 
 
+def render_busy(error: passwords.Busy) -> ResponseReturnValue:
+    """Every password-hashing turn was taken: 503 with ``Retry-After``, whichever view
+    was hashing (sign-in, adding a user, resetting a password)."""
+    unavailable = ServiceUnavailable(description=error.en, retry_after=error.retry_after)
+    unavailable.ja = error.ja  # type: ignore[attr-defined]
+    unavailable.en = error.en  # type: ignore[attr-defined]
+    return render_error(unavailable)
+
+
 def init_app(app: Flask) -> None:
     # Flask turns an unhandled exception into an InternalServerError (after logging
     # it with its traceback), which lands here too; under TESTING it propagates.
     app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(passwords.Busy, render_busy)

@@ -9,7 +9,8 @@ from argon2 import PasswordHasher
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from issuer.accounts.service import ThrottlePolicy
+from issuer.accounts.sessions import SessionPolicy
+from issuer.accounts.throttle import ThrottlePolicy
 
 
 def abort_with(code: int, ja: str, en: str) -> NoReturn:
@@ -36,4 +37,13 @@ def throttle_policy() -> ThrottlePolicy:
     return ThrottlePolicy(
         max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
         window=float(current_app.config["LOGIN_WINDOW_SECONDS"]),
+    )
+
+
+def session_policy() -> SessionPolicy:
+    """Sessions last ``PERMANENT_SESSION_LIFETIME`` at most, ``SESSION_IDLE_SECONDS``
+    without a request."""
+    return SessionPolicy(
+        lifetime=current_app.permanent_session_lifetime.total_seconds(),
+        idle=float(current_app.config["SESSION_IDLE_SECONDS"]),
     )

@@ -74,7 +74,7 @@ def test_a_wrong_password_or_unknown_user_fails_and_is_recorded(session, hasher,
 def test_a_deactivated_user_cannot_sign_in(session, hasher):
     user = new_user(session, hasher)
     boss = new_user(session, hasher, "boss", role="supervisor")
-    accounts.set_active(session, user.id, False, acting=boss)
+    accounts.set_active(session, user.id, False, acting=boss, now=NOW)
     with pytest.raises(accounts.SignInFailed):
         sign_in(session, hasher)
 
@@ -148,12 +148,55 @@ def test_usernames_are_unique(session, hasher):
 def test_a_supervisor_cannot_deactivate_themselves(session, hasher):
     boss = new_user(session, hasher, "boss", role="supervisor")
     with pytest.raises(accounts.AccountError, match="your own account"):
-        accounts.set_active(session, boss.id, False, acting=boss)
+        accounts.set_active(session, boss.id, False, acting=boss, now=NOW)
 
 
 def test_reset_password(session, hasher):
     user = new_user(session, hasher)
-    accounts.reset_password(session, hasher, user.id, "a-brand-new-password")
+    accounts.reset_password(session, hasher, user.id, "a-brand-new-password", now=NOW)
     with pytest.raises(accounts.SignInFailed):
         sign_in(session, hasher)
     assert sign_in(session, hasher, password="a-brand-new-password").id == user.id
+
+
+def test_a_success_gives_the_address_its_attempt_back(session, hasher):
+    new_user(session, hasher)
+    for i in range(4):
+        with pytest.raises(accounts.SignInFailed):
+            sign_in(session, hasher, username=f"guess{i}", password="wrong-password")
+    sign_in(session, hasher)
+    assert accounts.failures(session, address="192.0.2.1") == 4  # the failures only
+    with pytest.raises(accounts.SignInFailed):
+        sign_in(session, hasher, username="guess9", password="wrong-password")
+    with pytest.raises(accounts.Throttled):
+        sign_in(session, hasher)
+
+
+def test_a_throttled_attempt_counts_against_nothing(session, hasher):
+    new_user(session, hasher)
+    for i in range(5):
+        with pytest.raises(accounts.SignInFailed):
+            sign_in(session, hasher, username=f"guess{i}", password="wrong-password")
+    for _ in range(3):
+        with pytest.raises(accounts.Throttled):
+            sign_in(session, hasher)
+    assert accounts.failures(session, username="clerk1") == 0
+    assert accounts.failures(session, address="192.0.2.1") == 5
+
+
+def test_a_name_that_cannot_be_an_account_counts_against_the_address(session, hasher):
+    for name in ("a\x00b", "x" * 80, "名前"):
+        with pytest.raises(accounts.SignInFailed):
+            sign_in(session, hasher, username=name, password="wrong-password")
+    assert accounts.failures(session, address="192.0.2.1") == 3
+
+
+def test_expired_counters_are_purged(session, hasher):
+    new_user(session, hasher)
+    with pytest.raises(accounts.SignInFailed):
+        sign_in(session, hasher, username="guess1", password="wrong-password")
+    later = NOW + 2 * POLICY.window + 1
+    with pytest.raises(accounts.SignInFailed):
+        sign_in(session, hasher, username="guess2", password="wrong-password", now=later)
+    assert accounts.failures(session, username="guess1") == 0
+    assert accounts.failures(session, address="192.0.2.1") == 1  # a fresh window

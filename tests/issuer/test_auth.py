@@ -10,6 +10,7 @@ import pytest
 from issuer_testing import PASSWORD, add_user, count_users, csrf_token, sign_in
 
 from issuer import db
+from issuer.web.auth import local_path
 
 
 def test_sign_in_and_out(app):
@@ -217,3 +218,79 @@ def test_secret_key_is_generated_once_with_mode_0600(make_app, tmp_path):
     assert first.secret_key == second.secret_key and len(first.secret_key) == 64
     mode = os.stat(tmp_path / "data" / "secret_key").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+# ------------------------------------------------------------------ where sign-in returns to
+OFF_SITE = [
+    "/\t/evil.example/phish",  # browsers drop the tab: //evil.example/phish
+    "/\n/evil.example/",
+    "/\r/evil.example/",
+    "/\r\n/evil.example/",
+    "/a\r\nSet-Cookie: x=1",
+    "/\x00//evil.example/",
+    "/\x7f/evil.example/",
+    "/\x85/evil.example/",  # NEL
+    "/\\evil.example/",  # browsers read \ as /
+    "/\\/evil.example/",
+    "\\\\evil.example/",
+    "/x\\..\\\\evil.example/",
+    "//evil.example/",
+    "///evil.example/",
+    "https://evil.example/",
+    "http:evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+    " /\t/evil.example",
+    "/users/ ",
+    "/" + "a" * 2001,
+    "",
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_only_a_path_on_this_site_is_a_place_to_return_to(target):
+    assert local_path(target) is None
+
+
+@pytest.mark.parametrize(
+    "target", ["/", "/users/", "/audit/?page=2", "/certificates/AB12?x=1#top", "/%2F/x"]
+)
+def test_paths_on_this_site_are_kept(target):
+    assert local_path(target) == target
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "next=/%09/evil.example/phish",  # the reported attack
+        "next=/%0d%0a/evil.example/",
+        "next=%2F%2Fevil.example%2F",
+        "next=/%5Cevil.example/",
+        "next=https%3A%2F%2Fevil.example%2F",
+        "next=/%0aLocation:%20https://evil.example/",
+    ],
+)
+def test_signing_in_with_an_off_site_next_goes_home(app, query):
+    add_user(app, "boss", "supervisor")
+    client = app.test_client()
+    page = client.get(f"/auth/login?{query}")
+    assert page.status_code == 200
+    assert 'name="next"' not in page.get_data(as_text=True)
+    data = {"username": "boss", "password": PASSWORD, "csrf_token": csrf_token(client)}
+    response = client.post(f"/auth/login?{query}", data=data)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example/phish", "/a\r\nSet-Cookie: x=1"])
+def test_an_off_site_next_in_the_form_goes_home_too(app, target):
+    add_user(app, "boss", "supervisor")
+    client = app.test_client()
+    data = {"username": "boss", "password": PASSWORD, "csrf_token": csrf_token(client)}
+    response = client.post("/auth/login", data=data | {"next": target})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    # A wrong password re-renders the form: the bad target is not carried along.
+    client = app.test_client()
+    data = {"username": "boss", "password": "wrong-password", "csrf_token": csrf_token(client)}
+    page = client.post("/auth/login", data=data | {"next": target})
+    assert page.status_code == 401 and 'name="next"' not in page.get_data(as_text=True)

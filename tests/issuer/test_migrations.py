@@ -16,13 +16,14 @@ from issuer import db
 from issuer.models import Base as IssuerBase
 from shomei_cli import main
 
-TABLES = {"users", "login_failures", "anchor_leaves", "anchor_batches", "alembic_version"}
+TABLES = {"users", "anchor_leaves", "anchor_batches", "alembic_version"}
 TABLES |= {"audit_entries", "audit_head", "audit_anchors"}
 TABLES |= {"certificates", "status_lists"}
 TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
 TABLES |= {"contract_signatures", "contract_credentials"}
 TABLES |= {"anchor_lease"}
+TABLES |= {"user_sessions", "sign_in_counters"}  # login_failures is gone
 TABLES |= {"contractor_revoked_keys", "contractor_key_links"}
 
 
@@ -90,3 +91,11 @@ def test_shomei_issuer_migrate(database_url: str, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, result.output
         assert "up to date" in result.output
     assert tables(database_url) == TABLES
+
+
+def test_upgrading_from_0006_replaces_the_failure_log_with_counters(database_url: str):
+    db.migrate(database_url, "0006_anchor_lease")
+    assert "login_failures" in tables(database_url)
+    db.migrate(database_url)
+    assert tables(database_url) == TABLES
+    assert drift(database_url) == []

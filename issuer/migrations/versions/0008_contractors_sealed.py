@@ -4,7 +4,7 @@ AES-256-GCM sealed column (the storage key, as certificates), with a keyed MAC o
 new one comes through a one-time key link.
 
 Revision ID: 0008_contractors_sealed
-Revises: 0006_anchor_lease
+Revises: 0007_sessions
 Create Date: 2026-12-02
 
 Existing rows are sealed here, with the storage key that ``issuer.db.migrate`` passes
@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from issuer.db import MigrationError
 
 revision = "0008_contractors_sealed"
-down_revision = "0006_anchor_lease"
+down_revision = "0007_sessions"
 branch_labels = None
 depends_on = None
 
