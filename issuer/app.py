@@ -20,7 +20,7 @@ from issuer.certificates import wellknown_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
-from issuer.web import auth, csrf, errors, headers, i18n
+from issuer.web import auth, csrf, errors, headers, i18n, openapi
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -54,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         oid4vci_views.bp,
         contracts_views.bp,
         contracts_views.sign_bp,
+        openapi.bp,
     ):
         app.register_blueprint(blueprint)
     return app
