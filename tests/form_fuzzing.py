@@ -349,3 +349,20 @@ def send(
             environ_base=environ,
         )
     return client.open(path, method=method, data=body, environ_base=environ)
+
+
+#: Query strings of a page request: the apps' own parameters and unknown ones.
+QUERIES = st.lists(
+    st.tuples(
+        st.sampled_from(["lang", "page", "next", "container"]) | st.text(max_size=5),
+        st.one_of(st.text(max_size=30), NUMBERS),
+    ),
+    max_size=3,
+)
+
+
+def rules_taking(app: Flask, method: str) -> list[Rule]:
+    """The routes taking ``method`` (static files left out), in a fixed order."""
+    rules = app.url_map.iter_rules()
+    found = [r for r in rules if method in (r.methods or set()) and r.endpoint != "static"]
+    return sorted(found, key=lambda r: (r.rule, r.endpoint))

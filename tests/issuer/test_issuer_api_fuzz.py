@@ -130,7 +130,7 @@ def _seed(
 @pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from form_fuzzing import (
+    QUERIES,
     RAW_BODIES,
     Fields,
     discover,
     form_bodies,
     path_args,
+    rules_taking,
     send,
     state_changing_rules,
     url,
@@ -36,6 +38,7 @@ TRUST = TrustList.from_json(
 # No rate limit: the fuzzer sends hundreds of requests from one address.
 APP = create_app({"VERIFIER": Verifier(trust=TRUST), "TESTING": True, "RATE_LIMIT_PER_MINUTE": 0})
 RULES = {rule.endpoint: rule for rule in state_changing_rules(APP)}
+PAGES = {rule.endpoint: rule for rule in rules_taking(APP, "GET")}
 
 
 def _presentation() -> str:
@@ -99,5 +102,23 @@ def test_random_form_posts_never_give_a_server_error(
         client = APP.test_client()
         response = send(client, "POST", url(rule, args), body, multipart=multipart, raw=raw)
         assert response.status_code < 500, (url(rule, args), response.status_code)
+
+    fuzz()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint", sorted(PAGES))
+def test_random_page_requests_never_give_a_server_error(
+    endpoint: str, seeds: dict[str, list[Any]]
+) -> None:
+    """Every page and document (GET) with random URL arguments and query strings."""
+    rule = PAGES[endpoint]
+
+    @settings(max_examples=20, deadline=None, derandomize=True)
+    @given(args=path_args(rule, seeds), query=QUERIES)
+    def fuzz(args: dict[str, Any], query: list[tuple[str, str]]) -> None:
+        path = url(rule, args)
+        response = APP.test_client().get(path, query_string=query)
+        assert response.status_code < 500, (path, query, response.status_code)
 
     fuzz()
