@@ -25,18 +25,6 @@ _BLOB_ID = {
 
 _SCHEMAS: dict[str, Any] = {
     "Error": ERROR,
-    "ShortError": {
-        "type": "object",
-        "description": "The error of the encoder and the relay (an English message).",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": _STRING, "message": _STRING},
-            }
-        },
-    },
     "EncodeRequest": {
         "type": "object",
         "required": ["presentation"],
@@ -74,10 +62,6 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def _short(description: str) -> dict[str, Any]:
-    return json_response(description, {"$ref": REF + "ShortError"})
-
-
 def _encode_path() -> dict[str, Any]:
     return {
         "post": {
@@ -98,8 +82,8 @@ def _encode_path() -> dict[str, Any]:
             },
             "responses": {
                 "200": json_response("The QR payload or container.", {"$ref": REF + "Encoded"}),
-                "400": _short("Not a JSON object, not an SD-JWT, or unusable evidence."),
-                "413": _short(f"The body exceeds {encode.MAX_BODY} bytes."),
+                "400": error_response("Not a JSON object, not an SD-JWT, or unusable evidence."),
+                "413": error_response(f"The body exceeds {encode.MAX_BODY} bytes."),
             },
         }
     }
@@ -155,10 +139,10 @@ def _relay_path() -> dict[str, Any]:
                         },
                     },
                 ),
-                "400": _short("A malformed id, or not a sealed blob."),
-                "409": _short("This id was used before."),
-                "413": _short(f"The blob exceeds {relay.MAX_BLOB} bytes."),
-                "503": _short(f"The relay holds {relay.MAX_BLOBS} blobs already."),
+                "400": error_response("A malformed id, or not a sealed blob."),
+                "409": error_response("This id was used before."),
+                "413": error_response(f"The blob exceeds {relay.MAX_BLOB} bytes."),
+                "503": error_response(f"The relay holds {relay.MAX_BLOBS} blobs already."),
             },
         },
         "get": {
@@ -170,7 +154,7 @@ def _relay_path() -> dict[str, Any]:
                     "description": "The sealed blob, handed out once.",
                     "content": {"application/octet-stream": {"schema": _BINARY}},
                 },
-                "404": _short("Unknown, fetched already, or expired."),
+                "404": error_response("Unknown, fetched already, or expired."),
             },
         },
     }

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
 
+from credentials.errors import CodedError
+from edges.errors import json_error
+
 bp = Blueprint("relay", __name__)
 
 MAX_BLOB = 64 * 1024
@@ -83,31 +86,39 @@ def store() -> BlobStore:
     return found
 
 
-def _error(code: str, message: str, status: int) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
+def _error(code: str, ja: str, en: str, status: int) -> Response:
+    response = json_error(CodedError(code, ja, en, status=status))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
+def _too_large() -> Response:
+    return _error("too_large", f"{MAX_BLOB} バイトまでです", f"at most {MAX_BLOB} bytes", 413)
+
+
 @bp.put("/relay/<blob_id>")
 def put(blob_id: str) -> Response:
     if not _ID.fullmatch(blob_id):
-        return _error("bad_id", "the id is 26 base32 characters", 400)
+        return _error("bad_id", "ID は base32 の26文字です", "the id is 26 base32 characters", 400)
     if (request.content_length or 0) > MAX_BLOB:
-        return _error("too_large", f"at most {MAX_BLOB} bytes", 413)
+        return _too_large()
     blob = request.get_data(cache=False)
     if len(blob) > MAX_BLOB:
-        return _error("too_large", f"at most {MAX_BLOB} bytes", 413)
+        return _too_large()
     if len(blob) < 28:  # nonce and tag at least
-        return _error("bad_blob", "not a sealed blob", 400)
+        return _error("bad_blob", "封をしたデータではありません", "not a sealed blob", 400)
     try:
         store().put(blob_id, blob)
     except IdTaken:
-        return _error("id_taken", "this id was already used", 409)
+        return _error("id_taken", "この ID はすでに使われました", "this id was already used", 409)
     except RelayFull:
-        return _error("busy", "the relay is full; try again shortly", 503)
+        return _error(
+            "busy",
+            "中継が満杯です。しばらくしてからやり直してください",
+            "the relay is full; try again shortly",
+            503,
+        )
     response = jsonify({"ok": True, "expires_in": int(store().ttl)})
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
@@ -118,7 +129,12 @@ def put(blob_id: str) -> Response:
 def get(blob_id: str) -> Response:
     blob = store().take(blob_id) if _ID.fullmatch(blob_id) else None
     if blob is None:
-        return _error("not_found", "no such blob (fetched already, or expired)", 404)
+        return _error(
+            "not_found",
+            "データがありません（取得済みか期限切れです）",
+            "no such blob (fetched already, or expired)",
+            404,
+        )
     response = Response(blob, mimetype="application/octet-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Access-Control-Allow-Origin"] = "*"
