@@ -125,7 +125,7 @@ def state_changing_rules(app: Flask) -> list[Rule]:
     return sorted(rules, key=lambda r: (r.rule, r.endpoint))
 
 
-def _filled(rule: Rule, seeds: Mapping[str, list[Any]], limit: int = 6) -> list[str]:
+def _filled(rule: Rule, seeds: Mapping[str, list[Any]], limit: int = 12) -> list[str]:
     """The rule's path with each combination of seeded arguments (at most ``limit``)."""
     if any(not seeds.get(name) for name in rule.arguments):
         return []

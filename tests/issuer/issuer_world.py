@@ -6,6 +6,7 @@ argument, so fuzzed requests reach past the lookups."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -22,7 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
-from credentials import doctypes
+from anchor import merkle
+from anchor.accounts import ChainAccount
+from anchor.backends import EvmChain
+from anchor.batcher import Batcher
+from anchor.registry import register_issuer
+from credentials import _jws, doctypes
 from credentials.keys import SigningKey
 from issuer import create_app, db
 from issuer.accounts.models import User
@@ -35,6 +41,7 @@ ISSUER = "https://fuzz.example.jp"
 PASSPHRASE = "fuzz-city-passphrase"
 SETTINGS = keys.IssuerSettings(issuer_id=ISSUER, name="試験市", municipality_code="402052")
 GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+WALLET = SigningKey.generate()
 _CONTRACT = re.compile(r"/contracts/([A-Za-z0-9_-]{22})")
 _SIGN_LINK = re.compile(r"/contract-sign/([A-Za-z0-9_-]{43})")
 _CONTRACTOR = {
@@ -95,6 +102,37 @@ class World:
         grant = response.get_json()
         return grant["access_token"], grant["c_nonce"]
 
+    def deliver(self) -> str:
+        """A credential delivered to a wallet; the hex of its leaf."""
+        access_token, nonce = self.access_token()
+        header = {"alg": "ES256", "typ": "openid4vci-proof+jwt", "jwk": WALLET.jwk}
+        claims = {"aud": ISSUER, "iat": int(time.time()), "nonce": nonce}
+        proof = _jws.sign(_jws.encode_header(header), claims, WALLET.private_key)
+        response = self.app.test_client().post(
+            "/oid4vci/credential",
+            json={
+                "credential_configuration_id": "juminhyo",
+                "proof": {"proof_type": "jwt", "jwt": proof},
+            },
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        assert response.status_code == 200, response.get_json()
+        credential = response.get_json()["credentials"][0]["credential"]
+        return merkle.leaf_hash(credential.split("~", 1)[0]).hex()
+
+
+def _anchor(app: Flask) -> None:
+    """Anchor every queued leaf on an in-process chain."""
+    chain, account = EvmChain.fresh(), ChainAccount.dev(1)
+    register_issuer(
+        chain, account.address, issuer_id=ISSUER, name="試験市", municipality_code="402052"
+    )
+    batcher = Batcher(
+        engine=db.engine_of(app), chain=chain.using(account), issuer_address=account.address
+    )
+    batcher.flush()
+    batcher.run_until_idle(timeout=30, interval=0)
+
 
 def _pdf() -> bytes:
     doc = FPDF()
@@ -110,15 +148,19 @@ def _signed_in(app: Flask, username: str) -> FlaskClient:
     return client
 
 
-def _contract(app: Flask, clerk: FlaskClient) -> tuple[str, str]:
-    """A contract and its signing link: (contract id, link token)."""
+def _contractor(app: Flask, clerk: FlaskClient) -> str:
     token = csrf_token(clerk, "/contracts/contractors/new")
     response = clerk.post("/contracts/contractors/new", data={**_CONTRACTOR, "csrf_token": token})
     assert response.status_code in (302, 303), response.status_code
     with Session(db.engine_of(app)) as session:
-        contractor = session.scalars(select(Contractor.public_id)).one()
+        return session.scalars(select(Contractor.public_id)).one()
+
+
+def _contract(clerk: FlaskClient, contractor: str, number: int) -> tuple[str, str]:
+    """A contract and its signing link: (contract id, link token)."""
     token = csrf_token(clerk, "/contracts/new")
-    form: dict[str, Any] = {**_TERMS, "contractor": contractor, "csrf_token": token}
+    terms = {**_TERMS, "contract_number": f"契第2026-{number:04d}号"}
+    form: dict[str, Any] = {**terms, "contractor": contractor, "csrf_token": token}
     form["document"] = FileStorage(
         io.BytesIO(_pdf()), filename="contract.pdf", content_type="application/pdf"
     )
@@ -132,6 +174,47 @@ def _contract(app: Flask, clerk: FlaskClient) -> tuple[str, str]:
     link = _SIGN_LINK.search(page.get_data(as_text=True))
     assert link
     return contract, link.group(1)
+
+
+def _sign(app: Flask, link: str, key: SigningKey) -> None:
+    """The contractor registers its key and signs, as contract-sign.js does."""
+    browser = app.test_client()
+    token = csrf_token(browser, f"/contract-sign/{link}")
+    response = browser.post(
+        f"/contract-sign/{link}/key", data={"jwk": json.dumps(key.jwk), "csrf_token": token}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    page = browser.get(f"/contract-sign/{link}").get_data(as_text=True)
+    found = re.search(r'data-expected="([^"]+)"', page)
+    assert found
+    expected = json.loads(html.unescape(found.group(1)))
+    header = {"alg": "ES256", "typ": "shomei-contract-agreement+jwt", "jwk": key.jwk}
+    agreement = _jws.sign(
+        _jws.encode_header(header), {**expected, "iat": int(time.time())}, key.private_key
+    )
+    response = browser.post(
+        f"/contract-sign/{link}",
+        data={"agreement": agreement, "csrf_token": token},
+        headers={"Accept": "application/json"},
+    )
+    assert response.get_json() == {"signed": True}
+
+
+def _contracts(app: Flask) -> list[str]:
+    """Three contracts: awaiting the contractor, awaiting approval, and issued; and the
+    signing link of the first: [ids..., link]."""
+    clerk, boss = _signed_in(app, "clerk1"), _signed_in(app, "boss")
+    contractor = _contractor(app, clerk)
+    waiting, link = _contract(clerk, contractor, 1)
+    signed, signed_link = _contract(clerk, contractor, 2)
+    key = SigningKey.generate()  # the contractor's one key
+    _sign(app, signed_link, key)
+    issued, issued_link = _contract(clerk, contractor, 3)
+    _sign(app, issued_link, key)
+    token = csrf_token(boss, f"/contracts/{issued}")
+    response = boss.post(f"/contracts/{issued}/approve", data={"csrf_token": token})
+    assert response.status_code == 303, response.status_code
+    return [waiting, signed, issued, link]
 
 
 def build(directory: Path, **config: Any) -> World:
@@ -164,10 +247,12 @@ def build(directory: Path, **config: Any) -> World:
         world.certificate = cert.public_id
         victim = world.user(session, "target").id
     offer_id = _offer_id(app, world)
-    contract, link = _contract(app, _signed_in(app, "clerk1"))
+    *contracts, link = _contracts(app)
     city = world.city()
+    anchored = world.deliver()
+    _anchor(app)  # the first delivered credential has evidence, the second not yet
     world.seeds = {
-        "public_id": [world.certificate, contract],
+        "public_id": [world.certificate, *contracts],
         "offer_id": [offer_id],
         "doc_type": list(doctypes.DOCUMENT_TYPES),
         "token": [link],
@@ -176,6 +261,7 @@ def build(directory: Path, **config: Any) -> World:
         "party": ["orderer", "contractor"],
         "name": list(doctypes.DOCUMENT_TYPES),
         "list_id": [0, 1],
+        "leaf_hex": [anchored, world.deliver(), "00" * 32],
     }
     world.good = _good_values(contract_pdf=_pdf())
     login = "/auth/login?next=/users/"  # the sign-in form with its hidden ``next``
