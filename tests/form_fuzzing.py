@@ -233,7 +233,11 @@ def _fuzzed(known: list[Any]) -> st.SearchStrategy[list[Any]]:
     """A fuzzed field: missing, one random value (a file where text is expected, or
     text where a file is), or the field repeated."""
     text = [v for v in known if isinstance(v, str)]
-    value = st.one_of(_TEXT, *([st.sampled_from(text)] if text else []))
+    good = st.sampled_from(text) if text else st.just("")
+    # Good values with random text around them get past the checks that random text
+    # alone fails at the first character (a path, a date, a number).
+    mutated = st.builds(lambda a, v, b: a + v + b, st.just("") | _TEXT, good, _TEXT)
+    value = st.one_of(_TEXT, good, mutated)
     one: st.SearchStrategy[Any] = st.one_of(_file([]), value)
     return st.one_of(st.just([]), one.map(lambda v: [v]), st.lists(one, min_size=2, max_size=3))
 

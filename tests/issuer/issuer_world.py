@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from fpdf import FPDF
-from issuer_testing import FAST_ARGON2, add_user, csrf_token, sign_in
+from issuer_testing import FAST_ARGON2, PASSWORD, add_user, csrf_token, sign_in
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
@@ -233,6 +233,7 @@ def build(directory: Path, **config: Any) -> World:
     add_user(app, "clerk1", "clerk", display_name="窓口 花子")
     add_user(app, "boss", "supervisor", display_name="監督 太郎")
     add_user(app, "target", "clerk", display_name="対象 次郎")
+    add_user(app, "visitor", "clerk", display_name="来訪 四郎")  # the sign-in form's
     world = World(app=app)
     with Session(db.engine_of(app)) as session:
         cert = certificates.issue_juminhyo(
@@ -280,10 +281,11 @@ def _good_values(contract_pdf: bytes) -> dict[str, list[Any]]:
             if isinstance(value, str):
                 good.setdefault(name, []).append(value)
     good.update(
-        username=["newclerk"],
+        # The sign-in form signs in (as an account of its own), the others make new ones.
+        username=["visitor", "newclerk"],
         display_name=["新人 三郎"],
-        password=["a-long-password-42"],
-        password_confirm=["a-long-password-42"],
+        password=[PASSWORD],
+        password_confirm=[PASSWORD],
         role=["clerk"],
         reason=["転出"],
         confirm=["1"],
