@@ -52,8 +52,11 @@ def _cr_or_lf_in_next(method: str, path: str, values: Mapping[str, list[str]]) -
 
 
 def _audit_page_beyond_64_bits(method: str, path: str, values: Mapping[str, list[str]]) -> bool:
-    def huge(value: str) -> bool:
-        return value.strip().lstrip("+-").isdigit() and abs(int(value)) > INT64_MAX // 1000
+    def huge(value: str) -> bool:  # as the view reads it: int(), so "1_0" and "１" too
+        try:
+            return int(value) > INT64_MAX // 1000  # × the page size: beyond 64 bits
+        except ValueError:
+            return False
 
     return urlsplit(path).path == "/audit/" and any(huge(v) for v in values.get("page", []))
 
