@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from anchor import anchoring, merkle
+from anchor import anchoring, files, merkle
 from anchor import cli as anchor_cli
 from anchor import evidence as anchor_evidence
 from anchor.config import ChainConfig
@@ -93,6 +93,8 @@ def _write(path: str | None, data: str | bytes) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Shomei（証明）: tamper-evident municipal certificates."""
+    # Before any command writes: keys, databases and outputs are for this user alone.
+    files.restrict_umask()
 
 
 # chain, account, registry, anchor, receipt: the operator's commands for the chain.
@@ -180,7 +182,7 @@ def issue(
     )
     # Queued before it goes out: an issued credential is never missing from the queue.
     try:
-        if anchoring.queue_credential(data_dir, cred.jwt, queue=queue, now=now):
+        if anchoring.queue_credential(config_data_dir(data_dir), cred.jwt, queue=queue, now=now):
             click.echo("記録待ちに追加しました / queued for anchoring (shomei anchor)", err=True)
     except ShomeiError as e:
         _fail(e)
@@ -445,17 +447,17 @@ def demo(
     try:
         run_demo(directory, port=port, describe=_describe, serve_port=serve_port)
         if serve:
-            serve_services(
-                directory,
-                host=host,
-                port=serve_port,
-                verifier_port=verifier_port,
-                wallet_port=wallet_port,
+            sys.exit(
+                serve_services(
+                    directory,
+                    host=host,
+                    port=serve_port,
+                    verifier_port=verifier_port,
+                    wallet_port=wallet_port,
+                )
             )
     except ShomeiError as e:
         _fail(e)
-    except OSError as e:  # the port is taken
-        _fail(f"サービスを開始できません / cannot serve: {e.strerror or e}")
 
 
 if __name__ == "__main__":

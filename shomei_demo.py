@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import click
 from sqlalchemy.orm import Session
 
 from anchor import evidence as anchor_evidence
-from anchor import merkle
+from anchor import files, merkle
 from anchor.accounts import ChainAccount
 from anchor.anchoring import evidence_json
 from anchor.batcher import Batcher, BatchPolicy
@@ -36,6 +35,7 @@ from credentials import doctypes, qr, sdjwt
 from credentials.encoding import b64e
 from credentials.keys import SigningKey
 from credentials.trust import TrustList
+from edges.serving import DEFAULT_GRACE, ServeOptions
 from issuer import db as issuer_db
 from issuer.keys import service as issuer_keys
 from verifier import inputs
@@ -61,8 +61,7 @@ def run_demo(
     data: Path, *, port: int | None, describe: Any, serve_port: int = DEFAULT_SERVE_PORT
 ) -> VerificationResult:
     """Run the demo in ``data``; print what it made; return the QR's verification."""
-    out = data / "demo"
-    out.mkdir(parents=True, exist_ok=True)
+    out = files.make_private_dir(data / "demo")  # keys, credentials, the receipt
     cfg = _chain(data, port)
     city = ChainAccount.dev(CITY_DEV_ACCOUNT)
     settings = _issuer(data, serve_port)
@@ -71,7 +70,8 @@ def run_demo(
     _register(cfg, city, key, issuer)
     wallet = _key(out / "wallet-key.pem")
     engine = make_engine(database_url(data))
-    issuer_db.migrate(engine)  # the issuer's tables and the anchoring queue
+    # the issuer's tables and the anchoring queue
+    issuer_db.migrate(engine, storage_key=issuer_keys.read_storage_key(data))
     _seed_users(engine)
     made = _issue_all(out, engine, key, wallet, issuer)
     batcher = Batcher(
@@ -285,17 +285,22 @@ def serve(
     port: int,
     verifier_port: int | None = None,
     wallet_port: int | None = None,
-) -> None:
-    """Serve the issuer service for clerks (with its anchoring worker), the standalone
-    verifier for companies and the resident's wallet (with its relay) until Ctrl-C."""
-    from werkzeug.serving import make_server
-
+) -> int:
+    """Serve the issuer service for clerks (with its anchoring worker beside it), the
+    standalone verifier for companies and the resident's wallet (with its relay), each
+    under gunicorn in a process of its own, until Ctrl-C or SIGTERM; return the exit
+    status (0 after a stop, 1 when a service ended by itself)."""
+    from edges import processes, serving
+    from issuer import cli as issuer_cli
     from issuer import create_app, worker
     from issuer import db as db_module
+    from verifier import cli as verifier_cli
     from verifier.app import create_app as create_verifier
+    from wallet_demo import cli as wallet_cli
     from wallet_demo.app import create_app as create_wallet
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    verifier_port = verifier_port or port + 100
     wallet_port = wallet_port or port + 200
     app = create_app(
         {
@@ -307,15 +312,88 @@ def serve(
             "STATUS_TTL": 5,  # verifiers refetch status lists soon: a revocation shows at once
         }
     )
+    worker.build(app.config, db_module.engine_of(app))  # a bad setting stops here
+    db_module.engine_of(app).dispose()  # no database connection crosses the forks below
     # The verifier trusts only the chain's registry (data/chain.json), as in production,
-    # and fetches link-mode presentations only from the wallet's relay on this machine.
-    relay_hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
-    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relay_hosts})
-    checker = make_server(host, verifier_port or port + 100, verifier_app, threaded=True)
-    wallet = make_server(host, wallet_port, create_wallet(), threaded=True)
-    for name, server in (("verifier", checker), ("wallet", wallet)):
-        threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
-    running = worker.build(app.config, db_module.engine_of(app)).start()
+    # and fetches link-mode presentations only from the wallet's relay: its origins.
+    names = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    relays = [f"http://{f'[{n}]' if ':' in n else n}:{wallet_port}" for n in dict.fromkeys(names)]
+    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relays})
+    wallet_app = create_wallet()
+    # Each service in a process of its own, built here (a bad setting stops the demo
+    # before anything listens); the same servers and defaults as `shomei … serve`.
+    services = {
+        "issuer": (
+            port,
+            lambda: issuer_cli.serve_app(
+                app, host=host, port=port, options=_options(issuer_cli), anchoring=True
+            ),
+        ),
+        "verifier": (
+            verifier_port,
+            lambda: serving.run(
+                verifier_app,
+                host=host,
+                port=verifier_port,
+                options=_options(verifier_cli),
+                name="verifier",
+            ),
+        ),
+        "wallet": (
+            wallet_port,
+            lambda: serving.run(
+                wallet_app,
+                host=host,
+                port=wallet_port,
+                options=_options(wallet_cli),
+                name="wallet",
+            ),
+        ),
+    }
+    for name, (service_port, _run) in services.items():
+        if not _bindable(host, service_port):
+            click.echo(
+                f"エラー: ポート {service_port} は使用中です / port {service_port} is in use "
+                f"({name}; see --serve-port, --verifier-port, --wallet-port)",
+                err=True,
+            )
+            return 2
+    children: dict[str, int] = {}
+    try:
+        for name, (_port, run) in services.items():
+            children[name] = processes.fork(run)
+        for name, (service_port, _run) in services.items():
+            if not processes.wait_listening(shown, service_port, pid=children[name], timeout=60):
+                click.echo(
+                    f"エラー: {name} を開始できません（ポート {service_port}）/ "
+                    f"cannot serve the {name} on port {service_port}",
+                    err=True,
+                )
+                processes.stop(list(children.values()), grace=DEFAULT_GRACE)
+                return 1
+        _welcome(data, shown, port, verifier_port, wallet_port)
+        return processes.supervise(children, grace=DEFAULT_GRACE + 10)
+    finally:  # an error above, or a second Ctrl-C while stopping: leave nothing behind
+        processes.stop(list(children.values()), grace=2)
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _options(cli: Any) -> ServeOptions:
+    """The defaults of ``shomei … serve`` for the service of ``cli``."""
+    return ServeOptions(workers=cli.WORKERS, threads=cli.THREADS)
+
+
+def _welcome(data: Path, shown: str, port: int, verifier_port: int, wallet_port: int) -> None:
     settings = issuer_keys.load(data, PASSPHRASE).settings
     base = f"http://{shown}:{port}"
     echo = click.echo
@@ -327,19 +405,13 @@ def serve(
     echo(f"  発行者ID / issuer id: {settings.issuer_id}")
     echo("  証明書は数秒でブロックチェーンに記録されます / certificates anchor within seconds")
     echo("\n検証用の画面 / verifier for companies (no account):")
-    echo(f"  http://{shown}:{checker.server_port}/")
+    echo(f"  http://{shown}:{verifier_port}/")
     echo(f"  QRコードの画像で試す / try it with: {data / 'demo' / 'juminhyo-qr.png'}")
     echo("\n住民のウォレット / the resident's wallet (open it on a phone or a second window):")
-    echo(f"  http://{shown}:{wallet.server_port}/")
+    echo(f"  http://{shown}:{wallet_port}/")
     echo("  この端末で試す: 窓口の画面の「デモのウォレットで開く」で受け取り、提示したQRコードの")
     echo("  画像かテキストを検証用の画面へ / on this computer: 「デモのウォレットで開く」 on the")
     echo("  clerk's offer, then give the wallet's QR code (image or text) to the verifier")
     echo("  スマートフォンから: カメラと鍵には https が必要です（README のウォレットの節）")
     echo("  (a phone needs https for the camera and keys: see the README's wallet section)")
     echo("止めるには Ctrl-C / stop with Ctrl-C\n")
-    try:
-        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
-    finally:
-        running.stop()
-        checker.shutdown()
-        wallet.shutdown()

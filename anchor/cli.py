@@ -38,6 +38,7 @@ from .anchoring import (
 )
 from .chain import ChainUnavailable
 from .config import DATA_DIR_ENV, DEV_CHAIN_ID, RPC_URLS_ENV, ChainConfig
+from .config import data_dir as resolve_data_dir
 from .localnode import DEFAULT_PORT, chain_down, chain_status, chain_up
 from .operations import (
     account_address,
@@ -147,6 +148,8 @@ def data_dir_option(func: Callable[P, R]) -> Callable[P, R]:
         default="data",
         show_default=True,
         help=f"data directory (env {DATA_DIR_ENV})",
+        # Resolved like every data directory: an existing directory is made private at start.
+        callback=lambda _ctx, _param, value: resolve_data_dir(value),
     )(func)
 
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from credentials.errors import ShomeiError
 
+from . import files
+
 if TYPE_CHECKING:
     from ._rpc import RpcChain, RpcNode
     from .accounts import ChainAccount
@@ -49,8 +51,12 @@ class ConfigError(ShomeiError):
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The data directory: ``path``, else ``SHOMEI_DATA_DIR``, else ``./data``."""
-    return Path(path if path is not None else os.environ.get(DATA_DIR_ENV) or "data")
+    """The data directory: ``path``, else ``SHOMEI_DATA_DIR``, else ``./data``. When it
+    exists, it is first made private (:func:`anchor.files.tighten`): every command and
+    app resolves its data directory here at start."""
+    directory = Path(path if path is not None else os.environ.get(DATA_DIR_ENV) or "data")
+    files.tighten(directory)
+    return directory
 
 
 def database_url(directory: Path) -> str:
@@ -177,12 +183,12 @@ class ChainConfig:
         return out
 
     def save(self, directory: Path) -> Path:
-        """Write ``directory/chain.json`` (atomically: a reader never sees half a file)."""
+        """Write ``directory/chain.json`` (atomically: a reader never sees half a file),
+        mode 0600 in a 0700 directory."""
         path = directory / CONFIG_FILE
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        files.make_private_dir(directory)
+        # 0600: RPC URLs may carry a provider's API key.
+        files.write_private(path, (json.dumps(self.to_json(), indent=2) + "\n").encode())
         return path
 
     def with_registry(self, address: str | None) -> ChainConfig:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import files
 from .config import DEV_CHAIN_ID, ChainConfig, ConfigError, anvil_dir
 from .operations import has_code, jst, require_config
 
@@ -61,14 +62,14 @@ class LocalNode:
 
     def start(self, port: int) -> int:
         """Start anvil detached (own session, output to the log); return its pid."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        files.make_private_dir(self.directory)
         argv = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port)]
         argv += ["--state", str(self.state_file.resolve()), "--state-interval", "1", "--silent"]
         with self.log_file.open("ab") as log:
             log.write(f"--- {jst(time.time())}: {' '.join(argv)}\n".encode())
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), os.O_WRONLY | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), os.O_WRONLY | os.O_APPEND, 0o600),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
         # posix_spawn, not Popen: the node outlives this command, and nothing here

@@ -158,6 +158,9 @@ class Receipt:
         body = data[pos:]
         if len(body) % HASH_SIZE:
             raise _malformed("sibling bytes are not a multiple of 32")
+        if 0 <= index < size and len(body) != HASH_SIZE * proof_length(index, size):
+            # Counted before splitting: megabytes of "siblings" are refused unread.
+            raise _malformed(f"wrong number of sibling hashes for index {index} of size {size}")
         siblings = tuple(body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE))
         return _checked(batch_id, index, size, siblings)
 

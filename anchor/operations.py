@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from credentials.encoding import JST, b64d
 
+from . import files
 from .chain import ChainUnavailable, IssuerRecord
 from .config import (
     DEV_CHAIN_ID,
@@ -120,7 +121,7 @@ def account_new(directory: Path, name: str, *, passphrase: Passphrase) -> str:
         )
     account = ChainAccount.generate()
     keystore = account.to_keystore(passphrase())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(keystore, f)

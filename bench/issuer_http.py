@@ -1,7 +1,7 @@
 """Benchmark: issuing 住民票 over HTTP through the clerk's service (DESIGN §6, issue #4).
 
-The issuer app is served by ``shomei issuer serve --no-anchor`` (Flask's threaded
-server, as at a counter) in its own process on a free 127.0.0.1 port; four clerks,
+The issuer app is served by ``shomei issuer serve --no-anchor`` (gunicorn with its
+defaults, as at a counter) in its own process on a free 127.0.0.1 port; four clerks,
 each a thread with its own signed-in session, post the issue form (the preview step's
 output: the validated claims and the CSRF token) as fast as the server answers, and
 follow the redirect to the new certificate's page as a browser does. The POST signs

@@ -20,7 +20,13 @@ from .errors import InvalidCredential, NotACredential
 MAX_IMAGE_PIXELS: Final = 20_000_000
 
 
+#: The most characters a QR code holds at error correction M (version 40, digits only).
+_MAX_QR_CHARS: Final = 5596
+
+
 def _qr(text: str, *, scale: int = 4, border: int = 4) -> Any:
+    if len(text) > _MAX_QR_CHARS:  # before qrcode builds a bit buffer of all of it
+        raise ValueError("text too long for a QR code at error correction M")
     qr = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=scale, border=border
     )
@@ -70,22 +76,31 @@ def render_svg(text: str) -> bytes:
     return bytes(svg.to_string(encoding="utf-8"))
 
 
-def _open_image(data: bytes) -> Image.Image:
+#: The formats a photo, screenshot or scan comes in; Pillow's other parsers (TIFF, PSD,
+#: ICO, EPS…) are never reached with untrusted bytes.
+IMAGE_FORMATS: Final = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+
+
+def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Return the decoded image as 8-bit grey on white.
 
-    Raises ``NotACredential`` for data that is not an image and ``InvalidCredential`` for
-    an image above ``MAX_IMAGE_PIXELS`` or one that cannot be decoded.
+    The size is read from the header and checked against ``max_pixels`` before a pixel
+    is decoded. Raises ``NotACredential`` for data that is not an image of
+    :data:`IMAGE_FORMATS` and ``InvalidCredential`` for a larger image or one that
+    cannot be decoded.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
+            if width * height > max_pixels:
                 raise InvalidCredential(
                     f"画像が大きすぎます（{width}×{height}）",
                     f"image too large ({width}x{height} pixels)",
                 )
+            if image.format == "JPEG":
+                image.draft("L", image.size)  # decode the grey channel only
             image.load()
     except UnidentifiedImageError:
         raise NotACredential("画像ではありません", "not an image") from None
@@ -95,20 +110,21 @@ def _open_image(data: bytes) -> Image.Image:
         # Pillow's decoders report damaged files through all of these.
         raise InvalidCredential("画像を読み込めません", f"unreadable image: {e}") from None
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # Codes drawn on a transparent background would turn black on black.
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return image.convert("L")
+        # Codes drawn on a transparent background would turn black on black: grey and
+        # alpha (two bytes a pixel), pasted on white, not a full RGBA composite.
+        grey_alpha = image.convert("LA")
+        image.close()
+        white = Image.new("L", grey_alpha.size, 255)
+        white.paste(grey_alpha.getchannel("L"), mask=grey_alpha.getchannel("A"))
+        return white
+    return image if image.mode == "L" else image.convert("L")
 
 
-def decode_image(data: bytes) -> list[str]:
-    """Return the text of every QR code found in an image file (PNG, JPEG, ...).
+def read_codes(image: Image.Image) -> list[str]:
+    """Return the text of every QR code in a decoded picture (8-bit grey).
 
-    An image without QR codes gives an empty list. Raises ``NotACredential`` for data
-    that is not an image, ``InvalidCredential`` for an oversized or damaged image.
+    Raises ``InvalidCredential`` when the reader fails on it.
     """
-    image = _open_image(data)
     try:
         found = zxingcpp.read_barcodes(
             image,
@@ -118,3 +134,13 @@ def decode_image(data: bytes) -> list[str]:
     except (ValueError, RuntimeError) as e:
         raise InvalidCredential("画像を読み込めません", f"unreadable image: {e}") from None
     return [str(b.text) for b in found if b.valid]
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> list[str]:
+    """Return the text of every QR code found in an image file (PNG, JPEG, ...).
+
+    An image without QR codes gives an empty list. Raises ``NotACredential`` for data
+    that is not an image, ``InvalidCredential`` for an image over ``max_pixels`` (read
+    from its header, before decoding) or a damaged one.
+    """
+    return read_codes(_open_image(data, max_pixels))

@@ -20,6 +20,11 @@ HTTP_ERRORS: dict[int, tuple[str, str, str]] = {
     403: ("forbidden", "権限がありません", "forbidden"),
     404: ("not_found", "見つかりません", "not found"),
     405: ("method_not_allowed", "この方法では利用できません", "method not allowed"),
+    408: (
+        "request_timeout",
+        "データの受信が時間切れになりました",
+        "the request did not arrive in time",
+    ),
     409: ("conflict", "この操作はできません", "not possible in the present state"),
     413: ("too_large", "データが大きすぎます", "request too large"),
     415: ("unsupported_media_type", "対応していないデータ形式です", "unsupported content type"),

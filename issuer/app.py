@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+import anchor.files as files
 import edges.json as edges_json
 import issuer.city as city
 import issuer.config as config
@@ -17,6 +18,7 @@ from issuer.accounts import views as accounts_views
 from issuer.audit import views as audit_views
 from issuer.certificates import views as certificates_views
 from issuer.certificates import wellknown_views
+from issuer.contracts import key_views as contractor_key_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
@@ -28,6 +30,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The issuer app, configured from the environment and the data directory (or from
     ``test_config``), its database migrated to the newest revision."""
+    files.restrict_umask()  # the database, the secret key: for this user alone
     app = Flask("issuer", template_folder=str(TEMPLATES), static_folder="static")
     edges_json.install(app)
     app.config.from_mapping(config.defaults())
@@ -55,6 +58,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         contracts_views.bp,
         contracts_views.sign_bp,
         openapi.bp,
+        contractor_key_views.bp,
+        contractor_key_views.link_bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -2,7 +2,9 @@
 of ``db.py``: ``init_app(app)`` attaches it, views reach it through ``city()``.
 
 The key is opened on first use, not at start-up, so an app whose key is not created yet
-still serves its pages; those needing the key answer 503 with the reason.
+still serves its pages; those needing the key answer 503 with the reason. It is opened
+again when its files change on disk: a rotation made by one worker process (gunicorn
+runs several) reaches the others at their next request.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ if TYPE_CHECKING:
 _EXTENSION = "shomei_city"
 
 
+#: One file's identity: a replaced file (rotations write atomically) differs.
+_Stamp = tuple[int, int, int] | None
+
+
 class CityResource:
-    """Opens the city's key from the data directory once and keeps it."""
+    """Opens the city's key from the data directory and keeps it while its files stay
+    as they were (two ``stat`` calls a request tell)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self._loaded: keys.City | None = None
+        self._stamps: tuple[_Stamp, ...] = ()
 
     @property
     def passphrase(self) -> str | None:
@@ -38,13 +46,27 @@ class CityResource:
 
     def get(self) -> keys.City:
         """The city. Raises ``keys.NotInitialised`` or ``KeyFileError``."""
-        if self._loaded is None:
+        stamps = self._read_stamps()
+        if self._loaded is None or stamps != self._stamps:
             self._loaded = keys.load(self.data_dir, self.passphrase)
+            self._stamps = stamps  # read before loading: a change meanwhile loads again
         return self._loaded
+
+    def _read_stamps(self) -> tuple[_Stamp, ...]:
+        directory = keys.issuer_dir(self.data_dir)
+        return tuple(_stamp(directory / name) for name in (keys.KEY_FILE, keys.HISTORY_FILE))
 
     def reload(self) -> None:
         """Forget the open key: the next request signs with the files as they are now."""
         self._loaded = None
+
+
+def _stamp(path: Path) -> _Stamp:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
 
 
 def init_app(app: Flask) -> None:

@@ -1,21 +1,32 @@
 """``shomei issuer …``: migrate the database, create accounts, serve the app.
 
-Flask, SQLAlchemy and argon2 are imported inside the commands, so the rest of the
+Flask, SQLAlchemy, argon2 and the apps are imported inside the commands, so the rest of the
 ``shomei`` command starts without them. Passwords come from a prompt or
 ``SHOMEI_USER_PASSWORD``, never from an argument.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+import edges.serving as serving
 from anchor.config import data_dir, database_url
+from edges.serving import ServeOptions
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.engine import Engine
+
+#: Two processes of four threads: for a counter's few tablets on a 2-core machine
+#: (argon2 sign-ins and PDF printing are the expensive requests).
+WORKERS, THREADS = 2, 4
 
 PASSWORD_ENV = "SHOMEI_USER_PASSWORD"
 
@@ -44,9 +55,11 @@ def migrate(data_dir: str | None) -> None:
 
     url = _database_url(data_dir)
     try:
-        db.migrate(url)
+        db.migrate(url, storage_key=_storage_key(data_dir))
     except SQLAlchemyError as e:
         _fail(f"データベースを更新できません / cannot migrate the database: {e.args[0]}")
+    except db.MigrationError as e:
+        _fail(f"{e.ja} / {e.en}")
     click.echo("データベースは最新です / the database is up to date")
 
 
@@ -88,6 +101,16 @@ def data_dir_of(directory: str | None) -> Path:
     return data_dir(directory)
 
 
+def _storage_key(directory: str | None) -> bytes | None:
+    """The issuer's storage key (a migration may seal rows with it), None before init."""
+    from issuer.keys import service as keys
+
+    try:
+        return keys.read_storage_key(data_dir_of(directory))
+    except keys.NotInitialised as e:
+        _fail(f"{e.ja} / {e.en}")
+
+
 @issuer_group.command("create-user")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["clerk", "supervisor"]), required=True)
@@ -107,7 +130,7 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
     password = _password()
     engine = make_engine(_database_url(data_dir))
     try:
-        db.migrate(engine)
+        db.migrate(engine, storage_key=_storage_key(data_dir))
         with Session(engine) as session:
             user = accounts.create_user(
                 session,
@@ -131,6 +154,8 @@ def create_user(username: str, role: str, display_name: str, data_dir: str | Non
         _fail(str(e))
     except SQLAlchemyError as e:
         _fail(f"データベースを使えません / database error: {e.args[0]}")
+    except db.MigrationError as e:
+        _fail(f"{e.ja} / {e.en}")
     finally:
         engine.dispose()
 
@@ -150,14 +175,22 @@ def _password() -> str:
 @click.option(
     "--anchor/--no-anchor",
     default=None,
-    help="run the anchoring worker in this process (default: when a chain is configured)",
+    help="run the anchoring worker beside the server (default: when a chain is configured)",
+)
+@serving.serve_options(
+    workers=WORKERS,
+    threads=THREADS,
+    workers_help="worker processes (the issuer keeps no state in a process's memory: "
+    "any number may serve one database)",
 )
 @click.option("--data-dir", help="default: SHOMEI_DATA_DIR or ./data")
-def serve(host: str, port: int, anchor: bool | None, data_dir: str | None) -> None:
-    """Serve the issuer app (Flask's own server: for the counter's local network) and,
-    when a chain is configured, anchor issued certificates in the background (the city's
-    account from SHOMEI_ANCHOR_ACCOUNT: a keystore name, or dev:N on the local chain)."""
-    import issuer.db as db
+def serve(
+    host: str, port: int, anchor: bool | None, options: ServeOptions, data_dir: str | None
+) -> None:
+    """Serve the issuer app under gunicorn and, when a chain is configured, anchor issued
+    certificates in a process beside it (the city's account from SHOMEI_ANCHOR_ACCOUNT:
+    a keystore name, or dev:N on the local chain). SIGTERM or Ctrl-C stops both
+    gracefully."""
     import issuer.worker as worker
     from anchor.config import ConfigError
     from issuer.app import create_app
@@ -167,20 +200,46 @@ def serve(host: str, port: int, anchor: bool | None, data_dir: str | None) -> No
         app = create_app({"DATA_DIR": data_dir} if data_dir else None)
     except ValueError as e:
         _fail(f"設定が不正です / bad setting: {e}")
-    running = None
-    if anchor or (anchor is None and chain_access.is_configured(app.config)):
+    anchoring = bool(anchor or (anchor is None and chain_access.is_configured(app.config)))
+    if anchoring:
         try:
-            running = worker.build(app.config, db.engine_of(app)).start()
+            worker.build(app.config, db_of(app))  # a bad setting stops here, not in the child
         except ConfigError as e:
             _fail(f"記録を開始できません / cannot start anchoring: {e}")
         click.echo(
-            "ブロックチェーンへの記録: 実行中（リーダーは1プロセスのみ）/ anchoring: running "
-            "(one leader per database; the others follow)",
+            "ブロックチェーンへの記録: 別プロセスで実行（リーダーは1プロセスのみ）/ anchoring: "
+            "in a process beside the server (one leader per database; the others follow)",
             err=True,
         )
-    click.echo(f"職員用の画面 / issuer: http://{host}:{port}/", err=True)
-    try:
-        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
-    finally:
-        if running is not None:
-            running.stop()
+    click.echo(f"職員用の画面 / issuer: http://{host}:{port}/ ({options.describe()})", err=True)
+    serve_app(app, host=host, port=port, options=options, anchoring=anchoring)
+
+
+def db_of(app: Flask) -> Engine:
+    import issuer.db as db
+
+    return db.engine_of(app)
+
+
+def serve_app(
+    app: Flask,
+    *,
+    host: str,
+    port: int,
+    options: ServeOptions,
+    anchoring: bool,
+) -> NoReturn:
+    """Serve ``app`` under gunicorn, with the anchoring worker in a child process beside
+    it when ``anchoring``, until SIGTERM or SIGINT; exits the process."""
+    # No database connection crosses a fork: the workers and the anchoring process
+    # each open their own.
+    db_of(app).dispose()
+    beside = functools.partial(_anchor, app) if anchoring else None
+    serving.run(app, host=host, port=port, options=options, name="issuer", beside=beside)
+
+
+def _anchor(app: Flask) -> int:
+    """The anchoring process: its worker built here, so the lease names this process."""
+    import issuer.worker as worker
+
+    return worker.run_until_stopped(worker.build(app.config, db_of(app)), grace=5.0)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from anchor import files
 from anchor.config import data_dir, database_url
 
 SECRET_KEY_ENV = "SHOMEI_SECRET_KEY"
@@ -74,7 +75,7 @@ def load_secret_key(directory: Path) -> str:
     """The secret key stored in ``directory/secret_key``, created (mode 0600) on first
     use. Two processes starting at once end up with the same key."""
     path = directory / SECRET_KEY_FILE
-    directory.mkdir(parents=True, exist_ok=True)
+    files.make_private_dir(directory)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

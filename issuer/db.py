@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from anchor.store import make_engine
+from credentials.errors import ShomeiError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -24,10 +25,19 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _EXTENSION = "shomei_db"
 
 
-def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:
+class MigrationError(ShomeiError):
+    """A migration that cannot run as things are (e.g. rows to seal and no storage key)."""
+
+
+def migrate(
+    url_or_engine: str | Engine, revision: str = "heads", *, storage_key: bytes | None = None
+) -> None:
     """Upgrade the database to ``revision`` (default: every branch head). Idempotent: a
-    database already there is left alone. Raises SQLAlchemyError when the database
-    cannot be reached."""
+    database already there is left alone. ``storage_key`` (the issuer's, see
+    ``issuer.keys.read_storage_key``) lets a migration seal rows that were in the clear;
+    without it such a migration stops before changing anything. Raises SQLAlchemyError
+    when the database cannot be reached, :class:`MigrationError` when a migration needs
+    the storage key it was not given."""
     from alembic import command
     from alembic.config import Config
 
@@ -37,6 +47,7 @@ def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with engine.connect() as connection:
             cfg.attributes["connection"] = connection
+            cfg.attributes["storage_key"] = storage_key
             command.upgrade(cfg, revision)
             connection.commit()
     finally:
@@ -54,9 +65,11 @@ def current_revision(engine: Engine) -> str | None:
 
 def init_app(app: Flask) -> None:
     """Attach the engine and session factory to ``app``; migrate when configured."""
+    from issuer.keys import service as keys
+
     engine = make_engine(app.config["DATABASE_URL"])
     if app.config.get("AUTO_MIGRATE", True):
-        migrate(engine)
+        migrate(engine, storage_key=keys.read_storage_key(Path(app.config["DATA_DIR"])))
     app.extensions[_EXTENSION] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(close_session)
 

@@ -1,7 +1,8 @@
-"""The anchoring worker inside the issuer process: a thread that drives the batcher.
+"""The anchoring worker beside the issuer's web server: a thread that drives the batcher.
 
-``shomei issuer serve`` (and ``shomei demo``) start one next to the web server, so a
-city's one-person IT team runs one process, not two. It closes a batch every
+``shomei issuer serve`` (and ``shomei demo``) run one in a child process beside
+gunicorn (:func:`run_until_stopped`; never in the web workers), so a city's one-person
+IT team starts one command, not two. It closes a batch every
 ``ANCHOR_INTERVAL_SECONDS`` (or at 1,024 leaves), anchors it with the city's account
 (``issuer.chain_access``), and puts the audit log's head into every batch. The batcher
 keeps its whole state in the database, so stopping the process at any moment loses
@@ -16,6 +17,7 @@ leader dies. A clean stop hands the lease over at once.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -127,3 +129,16 @@ def build(
         poll=float(config.get("ANCHOR_POLL_SECONDS", 0.25)),
         follower_poll=float(config.get("ANCHOR_FOLLOWER_POLL_SECONDS", FOLLOWER_POLL)),
     )
+
+
+def run_until_stopped(worker: AnchorWorker, *, grace: float = 5.0) -> int:
+    """Run ``worker`` in this process until SIGTERM or SIGINT, then stop it (the lease
+    handed over, within ``grace`` seconds); return the exit status, 0."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stopping.set())
+    worker.start()
+    while not stopping.wait(1.0):
+        pass
+    worker.stop(timeout=grace)
+    return 0

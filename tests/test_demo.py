@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import stat
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,10 @@ def test_demo_anchors_and_verifies_then_runs_again(tmp_path: Path) -> None:
         assert "判定: 有効 (valid)" in first.stdout
         assert "記録: ブロック" in first.stdout and "✔ anchor" in first.stdout
         qr_png = tmp_path / "demo" / "juminhyo-qr.png"
+        # The city's key, the wallet's key, credentials: for this user alone.
+        assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+        for path in tmp_path.rglob("*"):
+            assert path.stat().st_mode & 0o077 == 0, path
         again = shomei("verify", "--image", str(qr_png), "--json")
         assert again.returncode == 0, again.stdout + again.stderr
         assert '"block"' in again.stdout
@@ -55,3 +64,80 @@ def test_demo_anchors_and_verifies_then_runs_again(tmp_path: Path) -> None:
     finally:
         shomei("chain", "down")
     assert "Traceback" not in first.stderr + second.stderr
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def below(pid: int) -> set[int]:
+    """The processes below ``pid`` (from /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rpartition(")")[2].split()[1]
+            )
+        except (ValueError, OSError):
+            continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_demo_serves_under_gunicorn_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    if not (ROOT / "node_modules" / ".bin" / "anvil").exists() and os.environ.get("CI") != "true":
+        pytest.skip("node_modules missing: run `npm ci`")
+    env = dict(os.environ, SHOMEI_DATA_DIR=str(tmp_path))
+    issuer, verifier, wallet = free_port(), free_port(), free_port()
+    ports = ["--serve-port", str(issuer), "--verifier-port", str(verifier)]
+    log = tmp_path / "demo.log"
+    with log.open("w") as output:
+        demo = subprocess.Popen(
+            [*SHOMEI, "demo", "--port", str(free_port()), *ports, "--wallet-port", str(wallet)],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, as a terminal gives it
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "Ctrl-C" not in log.read_text():
+            assert demo.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        assert status_of(f"http://127.0.0.1:{issuer}/auth/login") == 200
+        assert status_of(f"http://127.0.0.1:{verifier}/") == 200
+        assert status_of(f"http://127.0.0.1:{wallet}/") == 200
+        anvil = (tmp_path / "anvil" / "anvil.pid").read_text().strip()
+        services = below(demo.pid) - {int(anvil)}
+        # Three gunicorn masters, their workers (issuer 2, verifier 2, wallet 1), anchoring.
+        assert len(services) == 9, services
+
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+
+        assert demo.wait(timeout=60) == 0, log.read_text()
+        assert not [pid for pid in services if running(pid)], "nothing is left behind"
+        assert "Traceback" not in log.read_text()
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        subprocess.run([*SHOMEI, "chain", "down"], env=env, cwd=ROOT, timeout=60)

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
 
 from . import inputs, openapi, service
-from .http import upload_part
+from .http import decoder, upload_part
 from .inputs import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -47,6 +47,7 @@ def _verify_form() -> dict[str, Any]:
         document=document,
         max_document_bytes=config["DOCUMENT_MAX_BYTES"],
         max_pages=config["DOCUMENT_MAX_PAGES"],
+        decoder=decoder(),
     )
     result = service.verify_submission(
         config["VERIFIER"], sub, now=config["CLOCK"](), fetch_link=config["LINK_FETCHER"]
@@ -116,7 +117,7 @@ def scan() -> Response:
         frame = _uploaded()
     else:
         raise _UNSUPPORTED
-    texts = inputs.qr_texts(frame)
+    texts = inputs.qr_texts(frame, decoder=decoder())
     if not texts:
         return jsonify({"found": False})
     return jsonify({"found": True, "payload": texts[0], **_verify(texts[0])})

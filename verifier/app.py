@@ -20,13 +20,17 @@ from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 import edges.json as edges_json
+from credentials.errors import CodedError, ShomeiError
+from edges.busy import Busy
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
 from edges.headers import HeaderPolicy, install_headers
 
-from . import documents, i18n
+from . import documents, i18n, requests
+from .config import Limits
 from .http import lang
-from .inputs import InputError
+from .inputs import Decoder, InputError
 from .ratelimit import RateLimiter
+from .request_store import FILE_NAME, SqliteStore
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -58,9 +62,12 @@ _INTERNAL = InputError(
 
 def defaults() -> dict[str, Any]:
     """Return the configuration from the environment (``SHOMEI_DATA_DIR``,
-    ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated hosts,
-    ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
-    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``)."""
+    ``SHOMEI_TRUST_FILE``, ``SHOMEI_LINK_RELAYS`` as comma-separated origins, see
+    :mod:`verifier.relay`, ``SHOMEI_VERIFIER_RATE_LIMIT`` per minute, 0 for none,
+    ``SHOMEI_VERIFIER_TRUSTED_PROXIES``, the request pool's limits
+    ``SHOMEI_VERIFIER_MAX_PENDING``, ``SHOMEI_VERIFIER_PENDING_PER_ADDRESS``,
+    ``SHOMEI_VERIFIER_REQUESTS_PER_MINUTE``, and the ``SHOMEI_VERIFIER_<LIMIT>`` of
+    :class:`verifier.config.Limits`)."""
     return {
         "DATA_DIR": os.environ.get("SHOMEI_DATA_DIR"),
         "TRUST_FILE": os.environ.get("SHOMEI_TRUST_FILE") or None,
@@ -74,27 +81,58 @@ def defaults() -> dict[str, Any]:
         # Behind N reverse proxies, the client address is the Nth from the right of
         # X-Forwarded-For (the rate limit is per client address).
         "TRUSTED_PROXIES": int(os.environ.get("SHOMEI_VERIFIER_TRUSTED_PROXIES", "0")),
+        # The cross-device request pool (verifier/requests.py), shared by the server's
+        # processes: a SQLite file, by default ``requests.db`` in the data directory
+        # (":memory:" keeps it in this process only).
+        "REQUESTS_DB": None,
+        "REQUESTS_MAX_PENDING": _env_int("SHOMEI_VERIFIER_MAX_PENDING", requests.MAX_PENDING),
+        "REQUESTS_PER_ADDRESS": _env_int(
+            "SHOMEI_VERIFIER_PENDING_PER_ADDRESS", requests.PER_ADDRESS
+        ),
+        "REQUESTS_PER_ADDRESS_PER_MINUTE": _env_int(
+            "SHOMEI_VERIFIER_REQUESTS_PER_MINUTE", requests.PER_ADDRESS_PER_MINUTE
+        ),
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
         # The contract PDF (``document``) on /verify and /api/verify: its own limits.
         "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,
         "DOCUMENT_MAX_PAGES": documents.MAX_PAGES,
+        # Images, PDF renders and link-mode fetches: what one request may take.
+        "LIMITS": Limits.from_env(),
         "CLOCK": time.time,
     }
 
 
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The verifier app, configured from the environment and the data directory, or
-    from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain)."""
+    from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain). Raises
+    :class:`ShomeiError` for a configuration it cannot use (a bad limit or relay)."""
     from . import api, relay, web
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
-    app.config.from_mapping(defaults())
+    try:
+        app.config.from_mapping(defaults())
+    except ValueError as e:
+        raise ShomeiError(f"設定が不正です: {e}", f"bad configuration: {e}") from None
     if test_config:
         app.config.from_mapping(test_config)
     if app.config["VERIFIER"] is None:
         _configure_from_chain(app.config)
+    limits: Limits = app.config["LIMITS"]
+    app.extensions["shomei_decoder"] = Decoder.for_limits(limits)
     if app.config["LINK_FETCHER"] is None:
-        app.config["LINK_FETCHER"] = relay.make_fetcher(app.config["LINK_RELAYS"])
+        try:
+            app.config["LINK_FETCHER"] = relay.make_fetcher(
+                app.config["LINK_RELAYS"],
+                timeout=limits.link_timeout_seconds,
+                max_blob=limits.link_max_blob,
+            )
+        except ValueError as e:
+            ja, en = f"SHOMEI_LINK_RELAYS が不正です: {e}", f"bad SHOMEI_LINK_RELAYS: {e}"
+            raise ShomeiError(ja, en) from None
     if app.config["TRUSTED_PROXIES"] > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -102,6 +140,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
+    app.extensions["shomei_requests"] = _request_store(app.config)
     edges_json.install(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -110,6 +149,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_document_upload_limit)
     install_headers(app, HEADERS)
     app.register_error_handler(InputError, _input_error)
+    app.register_error_handler(Busy, _busy)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.context_processor(_template_helpers)
@@ -127,6 +167,19 @@ def _configure_from_chain(config: dict[str, Any]) -> None:
     config["VERIFIER"] = build_verifier(chain=chain, trust_file=config["TRUST_FILE"])
     if chain is not None and not config["EXPLORER_TX_URL"]:
         config["EXPLORER_TX_URL"] = chain.explorer_tx_url
+
+
+def _request_store(config: dict[str, Any]) -> SqliteStore:
+    """The request pool; its file is opened on first use (by each worker process)."""
+    from anchor.config import data_dir
+
+    path = config["REQUESTS_DB"] or data_dir(config["DATA_DIR"]) / FILE_NAME
+    limits = requests.Limits(
+        max_pending=int(config["REQUESTS_MAX_PENDING"]),
+        per_address=int(config["REQUESTS_PER_ADDRESS"]),
+        per_address_per_minute=int(config["REQUESTS_PER_ADDRESS_PER_MINUTE"]),
+    )
+    return SqliteStore(path=path, limits=limits)
 
 
 def _template_helpers() -> dict[str, Any]:
@@ -169,7 +222,7 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _error_response(err: InputError) -> Response:
+def _error_response(err: CodedError) -> Response:
     if _wants_json():
         response = json_error(err)
     else:
@@ -181,6 +234,12 @@ def _error_response(err: InputError) -> Response:
 
 def _input_error(err: InputError) -> Response:
     return _error_response(err)
+
+
+def _busy(err: Busy) -> Response:
+    response = _error_response(err)
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
 
 
 def _http_error(err: HTTPException) -> Response:

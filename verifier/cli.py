@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import click
 
+import edges.serving as serving
+from edges.serving import ServeOptions
+
+#: Two processes (verification is CPU-bound) with threads: cross-device requests
+#: (``/request``) live in ``requests.db``, shared by every process.
+WORKERS, THREADS = 2, 4
+
 
 @click.group("verifier")
 def verifier_group() -> None:
@@ -15,9 +22,18 @@ def verifier_group() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=5100, show_default=True)
 @click.option("--data-dir", help="where chain.json is (default: SHOMEI_DATA_DIR or ./data)")
 @click.option("--trust", "trust_path", help="TRUST.json: issuers trusted besides the registry")
-def serve(host: str, port: int, data_dir: str | None, trust_path: str | None) -> None:
-    """Serve the verifier (Flask's own server, threaded). Trust comes from the registry
-    on the configured chain, as for `shomei verify`, and from --trust."""
+@serving.serve_options(
+    workers=WORKERS,
+    threads=THREADS,
+    workers_help="worker processes; they share cross-device requests (/request) through "
+    "requests.db in the data directory; the rate limit counts per process",
+)
+def serve(
+    host: str, port: int, data_dir: str | None, trust_path: str | None, options: ServeOptions
+) -> None:
+    """Serve the verifier under gunicorn. Trust comes from the registry on the
+    configured chain, as for `shomei verify`, and from --trust. SIGTERM or Ctrl-C stops
+    it gracefully."""
     from credentials.errors import ShomeiError
 
     from .app import create_app
@@ -32,5 +48,5 @@ def serve(host: str, port: int, data_dir: str | None, trust_path: str | None) ->
     except ShomeiError as e:
         click.echo(f"エラー: {e}", err=True)
         raise SystemExit(2) from None
-    click.echo(f"証明書の確認 / verifier: http://{host}:{port}/", err=True)
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    click.echo(f"証明書の確認 / verifier: http://{host}:{port}/ ({options.describe()})", err=True)
+    serving.run(app, host=host, port=port, options=options, name="verifier")

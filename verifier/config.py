@@ -1,4 +1,5 @@
-"""Build a :class:`~verifier.policy.Verifier` from configuration.
+"""Build a :class:`~verifier.policy.Verifier` from configuration, and the verifier's
+budgets for what strangers send it (:class:`Limits`).
 
 A verifier needs only a chain (RPC URLs, chain id) and a registry address; a trust
 file and a governance-signed snapshot can stand in or add to it (offline use).
@@ -6,6 +7,9 @@ file and a governance-signed snapshot can stand in or add to it (offline use).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from anchor.config import ChainConfig
@@ -48,3 +52,51 @@ def build_verifier(
         anchors=registry,
         status_fetcher=None if offline else HttpStatusFetcher(trust.resolve_key),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What the verifier spends on one upload at most, checked before the work.
+
+    Each field has an environment override, ``SHOMEI_VERIFIER_<FIELD>`` in upper case
+    (``SHOMEI_VERIFIER_MAX_PIXELS=8000000``); see :meth:`from_env`.
+    """
+
+    #: Pixels of an uploaded image (from its header, before decoding) and of a PDF's
+    #: first page as rendered: a larger page is rendered at a smaller scale.
+    max_pixels: int = 20_000_000
+    #: The longest side of a PDF render, in pixels.
+    max_side: int = 12_000
+    #: Pages of a PDF given as the credential file (its first page is rendered).
+    pdf_max_pages: int = 200
+    #: The rendering process's address space (MiB) and CPU time (s); the wall time is
+    #: twice that. A PDF that needs more is refused (413), the verifier unharmed.
+    render_memory_mib: int = 384
+    render_seconds: float = 5.0
+    #: Image decodes and PDF renders at once in this process, and how long a request
+    #: waits for a turn before it is answered 503 with ``Retry-After``.
+    decode_slots: int = 2
+    decode_wait_seconds: float = 3.0
+    #: A link-mode QR's relay: the whole fetch, and the largest sealed blob taken.
+    link_timeout_seconds: float = 5.0
+    link_max_blob: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Limits:
+        """The defaults, with ``SHOMEI_VERIFIER_<FIELD>`` overrides. Raises
+        ``ValueError`` for an override that is not a positive number."""
+        values: dict[str, float | int] = {}
+        for f in fields(cls):
+            raw = environ.get(f"SHOMEI_VERIFIER_{f.name.upper()}")
+            if raw is not None and raw.strip():
+                kind = float if isinstance(f.default, float) else int
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(f"SHOMEI_VERIFIER_{f.name.upper()}: not a number") from None
+        return cls(**values)  # type: ignore[arg-type]

@@ -10,12 +10,18 @@ from flask import current_app, request
 from edges.errors import HTTP_ERRORS
 
 from . import i18n
-from .inputs import InputError
+from .inputs import Decoder, InputError
 
 
 def lang() -> str:
     """Return the page language of this request (``?lang=en``, else Japanese)."""
     return i18n.choose(request.args.get("lang"))
+
+
+def decoder() -> Decoder:
+    """The app's reader of QR images and PDFs (its limits and its gate)."""
+    found: Decoder = current_app.extensions["shomei_decoder"]
+    return found
 
 
 def upload_part(name: str) -> bytes | None:

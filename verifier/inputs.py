@@ -3,7 +3,10 @@ the web pages, the API and ``shomei verify``.
 
 Accepted: an SD-JWT (VC or presentation), an embedded-mode QR payload (``SH1:…``), a
 link-mode QR payload (opened through ``fetch_link``), or a file: an image (PNG, JPEG,
-GIF, WebP, BMP) or a PDF whose first page shows such a QR, or text. Input that is no
+GIF, WebP, BMP) or a PDF whose first page shows such a QR, or text. Images and PDFs are
+read by a :class:`Decoder`, on the budgets of :class:`verifier.config.Limits` (pixels
+from the header before decoding; a PDF's page size before rendering, in a capped
+process) and a few at a time (:class:`edges.busy.Gate`). Input that is no
 credential at all raises :class:`InputError` (an error code and an HTTP status for the
 client); a damaged payload raises ``InvalidCredential``, which callers report as a
 failed ``format`` check.
@@ -11,16 +14,22 @@ failed ``format`` check.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from PIL import Image
+
+import credentials.qrimage as qrimage
 from credentials import qr
-from credentials.errors import CodedError, InvalidCredential, ShomeiError
+from credentials.errors import CodedError, ShomeiError
+from edges.busy import Gate
+
+from . import render
+from .config import Limits
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 _PDF_MAGIC = b"%PDF-"
-#: The first page of a PDF is rendered at this scale (about 216 dpi) to find its QR.
-_PDF_SCALE = 3.0
 MAX_INPUT = 20 * 1024 * 1024
 
 #: Fetches and opens a link-mode presentation; raises :class:`InvalidCredential`.
@@ -40,9 +49,11 @@ def is_image(data: bytes) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
-def from_bytes(data: bytes, *, fetch_link: LinkFetcher | None = None) -> Presentation:
+def from_bytes(
+    data: bytes, *, fetch_link: LinkFetcher | None = None, decoder: Decoder | None = None
+) -> Presentation:
     """The presentation in a file's bytes (see :func:`file_text`, :func:`from_text`)."""
-    return from_text(file_text(data), fetch_link=fetch_link)
+    return from_text(file_text(data, decoder=decoder), fetch_link=fetch_link)
 
 
 def _decode(text: str, kind: str, fetch_link: LinkFetcher | None) -> Presentation:
@@ -83,18 +94,66 @@ def from_text(text: str, *, fetch_link: LinkFetcher | None = None) -> Presentati
     return _decode(text, kind, fetch_link)
 
 
-def qr_texts(data: bytes) -> list[str]:
-    """Return the texts of the QR codes in an image or on a PDF's first page (possibly
-    none). Raises :class:`InputError` for an image or PDF that cannot be read."""
-    try:
-        if data.startswith(_PDF_MAGIC):
-            data = _first_page_png(data)
-        return qr.decode_image(data)
-    except ShomeiError as e:
-        raise InputError("unreadable_image", e.ja, e.en) from None
+@dataclass(frozen=True)
+class Decoder:
+    """Reads the QR codes in uploaded images and PDFs within ``limits``; with a
+    ``gate``, a few at a time (the web apps: one per process), else unbounded (the CLI).
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    gate: Gate | None = None
+
+    @classmethod
+    def for_limits(cls, limits: Limits) -> Decoder:
+        """A decoder with its own gate of ``limits.decode_slots`` slots."""
+        return cls(limits=limits, gate=Gate(limits.decode_slots, wait=limits.decode_wait_seconds))
+
+    @property
+    def budget(self) -> render.Budget:
+        """What one PDF render may take."""
+        return render.Budget(
+            max_pixels=self.limits.max_pixels,
+            max_side=self.limits.max_side,
+            max_pages=self.limits.pdf_max_pages,
+            memory_mib=self.limits.render_memory_mib,
+            seconds=self.limits.render_seconds,
+        )
+
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """A turn at the expensive work (see :meth:`edges.busy.Gate.hold`); with no
+        gate, at once."""
+        return self.gate.hold() if self.gate is not None else contextlib.nullcontext()
+
+    def qr_texts(self, data: bytes) -> list[str]:
+        """Return the texts of the QR codes in an image or on a PDF's first page
+        (possibly none). Raises :class:`InputError` for an image or PDF that cannot be
+        read or is over the limits, and :class:`edges.busy.Busy` when no slot frees up
+        in time."""
+        with self.hold():
+            try:
+                if data.startswith(_PDF_MAGIC):
+                    return qrimage.read_codes(self._first_page(data))
+                return qrimage.decode_image(data, max_pixels=self.limits.max_pixels)
+            except render.Refused as e:
+                raise InputError(e.code, e.ja, e.en, status=e.status) from None
+            except ShomeiError as e:
+                raise InputError("unreadable_image", e.ja, e.en) from None
+
+    def _first_page(self, pdf: bytes) -> Image.Image:
+        bitmap = render.first_page(pdf, self.budget)
+        size = (bitmap.width, bitmap.height)
+        return Image.frombuffer("L", size, bitmap.data, "raw", "L", bitmap.stride, 1)
 
 
-def file_text(data: bytes) -> str:
+_UNBOUNDED = Decoder()
+
+
+def qr_texts(data: bytes, *, decoder: Decoder | None = None) -> list[str]:
+    """See :meth:`Decoder.qr_texts` (the default limits, no gate, without a decoder)."""
+    return (decoder or _UNBOUNDED).qr_texts(data)
+
+
+def file_text(data: bytes, *, decoder: Decoder | None = None) -> str:
     """Return the text an uploaded file carries: the QR code's text for an image or a
     PDF (the first of ours when a photo holds several codes), else the file as UTF-8.
     Raises :class:`InputError` for an unreadable image, one without a QR code, and a
@@ -102,7 +161,7 @@ def file_text(data: bytes) -> str:
     if len(data) > MAX_INPUT:
         raise InputError("too_large", "ファイルが大きすぎます", "file too large", status=413)
     if is_image(data) or data.startswith(_PDF_MAGIC):
-        texts = qr_texts(data)
+        texts = qr_texts(data, decoder=decoder)
         if not texts:
             raise InputError(
                 "no_qr_found",
@@ -119,29 +178,3 @@ def file_text(data: bytes) -> str:
             "テキストでも画像でもないファイルです",
             "the file is neither text nor an image",
         ) from None
-
-
-def _first_page_png(pdf: bytes) -> bytes:
-    """Render the first page of a PDF to PNG bytes. Raises :class:`InvalidCredential`
-    for a PDF that cannot be opened or has no page."""
-    import io
-
-    try:
-        import pypdfium2 as pdfium  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise InvalidCredential(
-            "この環境ではPDFを読み込めません", "PDF input is not available here"
-        ) from None
-    try:
-        doc = pdfium.PdfDocument(pdf)
-        try:
-            if len(doc) == 0:
-                raise InvalidCredential("PDFにページがありません", "the PDF has no pages")
-            image = doc[0].render(scale=_PDF_SCALE).to_pil()
-        finally:
-            doc.close()
-    except pdfium.PdfiumError:
-        raise InvalidCredential("PDFを読み込めません", "unreadable PDF") from None
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()

@@ -147,8 +147,16 @@ _VERIFY_JSON = {
             "type": "string",
             "description": "Verify as of this ISO 8601 time (without an offset: JST).",
         },
-        "nonce": {"type": "string", "description": "expected key-binding nonce"},
-        "aud": {"type": "string", "description": "expected key-binding audience"},
+        "nonce": {
+            "type": "string",
+            "description": "expected key-binding nonce; with it (or aud) a key-binding "
+            "JWT is required",
+        },
+        "aud": {
+            "type": "string",
+            "description": "expected key-binding audience; with it (or nonce) a "
+            "key-binding JWT is required",
+        },
     },
 }
 
@@ -195,9 +203,14 @@ _ERRORS = {
         "`document` that is not a PDF, malformed, encrypted, has too many pages, or (alone) "
         "carries no credential."
     ),
-    "413": _error("The request, the presentation, the PDF or its attachment is too large."),
+    "413": _error(
+        "The request, the presentation, the PDF or its attachment is too large; a PDF "
+        "page too large to render (`page_too_large`), or one that needs more memory or "
+        "time to render than allowed (`pdf_too_complex`)."
+    ),
     "415": _error("Unsupported content type."),
     "429": _error("Too many requests from this address; see Retry-After."),
+    "503": _error("Every slot for reading images and PDFs stayed taken (`busy`); see Retry-After."),
 }
 
 

@@ -376,7 +376,11 @@ class Verifier:
         nonce: str | None,
         aud: str | None,
     ) -> None:
-        if parsed.kb_jwt is None and nonce is None:
+        # The caller asked for holder binding by giving a nonce or an audience: then a
+        # key-binding JWT is required and checked against both (a missing one must be
+        # present all the same, and ``iat`` fresh), never skipped for want of a nonce.
+        asked = nonce is not None or aud is not None
+        if parsed.kb_jwt is None and not asked:
             r.put(entries.NO_HOLDER_PROOF if "cnf" in payload else entries.NOT_BOUND)
             return
         try:

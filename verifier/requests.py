@@ -5,33 +5,47 @@ JSON ``{"response_uri", "nonce", "client_id", "claims"}``. The resident's wallet
 a key-binding JWT over that ``nonce`` with ``aud = client_id`` and posts the
 presentation to ``response_uri``; the verifier checks it with the same nonce and
 audience, so the holder check proves the presentation was made for this request just
-now. Requests live in memory for ``TTL`` seconds; only the verification result is kept,
-until the company's screen shows it. Time is a parameter (``now``) throughout.
+now. Requests live for ``TTL`` seconds in a :class:`Store` shared by the server's
+processes (:mod:`verifier.request_store`); only the verification result is kept, until
+the company's screen shows it. Time is a parameter (``now``) throughout.
+
+Anyone may create a request, so the pool is bounded per client address (IPv6 by its
+/64) as well as in total: see :class:`Limits`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-import secrets
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from credentials.encoding import b64e
 from credentials.errors import CodedError
 
 PREFIX: Final = "shomei-request:"
 TTL: Final = 300.0
-#: Expired requests are remembered this much longer, to answer 410 rather than 404.
+#: An answered request keeps its result at least this long for the screen to show it.
+RESULT_TTL: Final = 120.0
+#: Expired requests are remembered this much longer (their id only), to answer 410
+#: rather than 404; these tombstones count against no limit.
 GRACE: Final = 600.0
-MAX_PENDING: Final = 1000
+#: Requests pending at once, all addresses together.
+MAX_PENDING: Final = 10_000
+#: Requests pending at once from one client address (an IPv6 /64).
+PER_ADDRESS: Final = 20
+#: Requests one client address may create per minute.
+PER_ADDRESS_PER_MINUTE: Final = 30
 _CLAIM: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{22}")
+ID: Final = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 class RequestError(CodedError):
-    """A request the verifier cannot accept: ``code`` and ``status`` go to the client."""
+    """A request the verifier cannot accept: ``code`` and ``status`` go to the client;
+    ``retry_after`` (seconds) when waiting helps (429, 503)."""
+
+    retry_after: int | None = None
 
 
 UNKNOWN = RequestError("not_found", "依頼が見つかりません", "no such request", status=404)
@@ -45,7 +59,53 @@ ANSWERED = RequestError(
 )
 
 
-@dataclass(kw_only=True)
+def busy(retry_after: float) -> RequestError:
+    """503: the pool is full (every address together)."""
+    err = RequestError(
+        "busy",
+        "混み合っています。しばらく待ってからやり直してください",
+        "too many pending requests; try again shortly",
+        status=503,
+    )
+    err.retry_after = _seconds(retry_after)
+    return err
+
+
+def too_many(retry_after: float) -> RequestError:
+    """429: this address has too many requests pending or made too many just now."""
+    err = RequestError(
+        "rate_limited",
+        "この接続元からの依頼が多すぎます。しばらく待ってからやり直してください",
+        "too many requests from this address; try again shortly",
+        status=429,
+    )
+    err.retry_after = _seconds(retry_after)
+    return err
+
+
+def _seconds(delay: float) -> int:
+    return max(1, int(-(-delay // 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How long requests live and how many there may be. Raises :class:`ValueError`
+    for a limit that is not positive."""
+
+    ttl: float = TTL
+    result_ttl: float = RESULT_TTL
+    grace: float = GRACE
+    max_pending: int = MAX_PENDING
+    per_address: int = PER_ADDRESS
+    per_address_per_minute: int = PER_ADDRESS_PER_MINUTE
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PendingRequest:
     """One request: what the QR code says, and the result once the wallet answered."""
 
@@ -56,7 +116,7 @@ class PendingRequest:
     claims: tuple[str, ...]
     expires_at: float
     result: dict[str, Any] | None = None
-    presentation: str | None = field(default=None, repr=False)
+    presentation: str | None = None
 
     def qr_text(self) -> str:
         """``shomei-request:`` + base64url (unpadded) of the request JSON."""
@@ -70,10 +130,63 @@ class PendingRequest:
         raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
         return PREFIX + b64e(raw)
 
-    def state(self, now: float) -> str:
-        if self.result is not None:
-            return "answered"
-        return "expired" if now >= self.expires_at else "pending"
+    def state(self) -> str:
+        """``answered`` or ``pending`` (an expired request is no longer found)."""
+        return "answered" if self.result is not None else "pending"
+
+
+class Store(Protocol):
+    """The pool of requests. Every method is atomic, also across processes sharing the
+    store; a request stops counting against :class:`Limits` the moment it expires."""
+
+    def create(
+        self, *, client_id: str, claims: tuple[str, ...], address: str, now: float
+    ) -> PendingRequest:
+        """A new request with a random id and nonce, made by client ``address``.
+        Raises :class:`RequestError`: 429 when the address is over its quota, 503 when
+        the pool is full (both with ``retry_after``)."""
+        ...
+
+    def get(self, rid: str, *, now: float) -> PendingRequest:
+        """The live request. Raises :class:`RequestError`: 404 unknown, 410 expired."""
+        ...
+
+    def answer(self, rid: str, result: dict[str, Any], presentation: str, *, now: float) -> None:
+        """Keep the result of the first answer only. Raises :class:`RequestError`:
+        404 unknown, 410 expired, 400 already answered (a replay)."""
+        ...
+
+    def take_result(self, rid: str, *, now: float) -> PendingRequest:
+        """The answered request, removed (its result is shown once). Raises
+        :class:`RequestError`: 404 unknown or not answered yet, 410 expired."""
+        ...
+
+    def purge(self, *, now: float) -> None:
+        """Drop expired requests (leaving their tombstones) and tombstones past grace."""
+        ...
+
+
+def claim_for_answer(store: Store, rid: str, *, now: float) -> PendingRequest:
+    """The request, if it may still be answered. Raises :class:`RequestError`:
+    404 unknown, 410 expired, 400 already answered."""
+    req = store.get(rid, now=now)
+    if req.result is not None:
+        raise ANSWERED
+    return req
+
+
+def address_key(address: str | None) -> str:
+    """The key client ``address`` is counted under: an IPv4 address itself, an IPv6
+    address by its /64 (one subscriber's usual share), anything else as given."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return (address or "unknown")[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def parse_claims(names: list[str]) -> tuple[str, ...]:
@@ -86,80 +199,3 @@ def parse_claims(names: list[str]) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     return tuple(out[:32])
-
-
-@dataclass
-class RequestStore:
-    """Pending requests by id, thread-safe and bounded."""
-
-    ttl: float = TTL
-    max_pending: int = MAX_PENDING
-    _items: dict[str, PendingRequest] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _purge(self, now: float) -> None:
-        for key in [k for k, r in self._items.items() if now >= r.expires_at + GRACE]:
-            del self._items[key]
-
-    def create(self, *, client_id: str, claims: tuple[str, ...], now: float) -> PendingRequest:
-        """A new request with a random id and nonce. Raises :class:`RequestError`
-        (503) when too many are pending."""
-        with self._lock:
-            self._purge(now)
-            if len(self._items) >= self.max_pending:
-                raise RequestError(
-                    "busy", "混み合っています", "too many pending requests", status=503
-                )
-            rid = secrets.token_urlsafe(16)
-            req = PendingRequest(
-                id=rid,
-                nonce=secrets.token_urlsafe(16),
-                client_id=client_id,
-                response_uri=f"{client_id}/request/{rid}/response",
-                claims=claims,
-                expires_at=now + self.ttl,
-            )
-            self._items[rid] = req
-            return req
-
-    def get(self, rid: str, *, now: float) -> PendingRequest:
-        """The request. Raises :class:`RequestError` (404) when unknown."""
-        with self._lock:
-            self._purge(now)
-            found = self._items.get(rid) if _ID.fullmatch(rid) else None
-        if found is None:
-            raise UNKNOWN
-        return found
-
-    def claim_for_answer(self, rid: str, *, now: float) -> PendingRequest:
-        """The request, if it may still be answered. Raises :class:`RequestError`:
-        404 unknown, 410 expired, 400 already answered."""
-        req = self.get(rid, now=now)
-        if req.result is not None:
-            raise ANSWERED
-        if now >= req.expires_at:
-            raise EXPIRED
-        return req
-
-    def answer(
-        self, req: PendingRequest, result: dict[str, Any], presentation: str, *, now: float
-    ) -> None:
-        """Keep the result of the first answer. Raises :class:`RequestError` (400) when
-        another answer got there first, 410 when the request expired meanwhile."""
-        with self._lock:
-            if req.result is not None or self._items.get(req.id) is not req:
-                raise ANSWERED
-            if now >= req.expires_at:
-                raise EXPIRED
-            req.result = result
-            req.presentation = presentation
-
-    def take_result(self, rid: str, *, now: float) -> PendingRequest:
-        """The answered request, removed (its result is shown once). Raises
-        :class:`RequestError`: 404 unknown or not answered yet, 410 expired."""
-        req = self.get(rid, now=now)
-        if req.result is None:
-            raise EXPIRED if now >= req.expires_at else UNKNOWN
-        with self._lock:
-            self._items.pop(rid, None)
-        return req

@@ -22,7 +22,7 @@ from credentials.errors import InvalidCredential, NotACredential, ShomeiError
 from . import documents
 from .agreements import tokens_in
 from .documents import CheckedPdf
-from .inputs import InputError, LinkFetcher, file_text, from_text
+from .inputs import Decoder, InputError, LinkFetcher, file_text, from_text
 from .policy import VerificationResult, Verifier
 
 
@@ -41,10 +41,16 @@ class Submission:
         return tokens_in(a.text() for a in self.document.attachments)
 
 
-def read_document(data: bytes, *, max_bytes: int, max_pages: int) -> CheckedPdf:
-    """Return the checked contract PDF. Raises :class:`InputError` (400, 413)."""
+def read_document(
+    data: bytes, *, max_bytes: int, max_pages: int, decoder: Decoder | None = None
+) -> CheckedPdf:
+    """Return the checked contract PDF, parsed in one of ``decoder``'s turns. Raises
+    :class:`InputError` (400, 413) and :class:`edges.busy.Busy`."""
     try:
-        return documents.read_pdf(data, max_bytes=max_bytes, max_pages=max_pages)
+        if len(data) > max_bytes:  # refused at once, without waiting for a turn
+            return documents.read_pdf(data, max_bytes=max_bytes, max_pages=max_pages)
+        with (decoder or Decoder()).hold():
+            return documents.read_pdf(data, max_bytes=max_bytes, max_pages=max_pages)
     except documents.DocumentError as e:
         raise InputError(e.code, e.ja, e.en, status=e.status) from None
 
@@ -68,22 +74,29 @@ def submission(
     document: bytes | None,
     max_document_bytes: int = documents.MAX_BYTES,
     max_pages: int = documents.MAX_PAGES,
+    decoder: Decoder | None = None,
 ) -> Submission:
     """Return what to verify from an uploaded credential file, pasted text and a
     contract PDF (any may be missing; a PDF alone must carry its credential, and so may
-    a PDF given as the credential file). Raises :class:`InputError`."""
-    limits = {"max_bytes": max_document_bytes, "max_pages": max_pages}
-    pdf = read_document(document, **limits) if document is not None else None
+    a PDF given as the credential file); ``decoder`` reads a QR code's image or PDF.
+    Raises :class:`InputError` (and :class:`edges.busy.Busy`)."""
+
+    def read(data: bytes) -> CheckedPdf:
+        return read_document(
+            data, max_bytes=max_document_bytes, max_pages=max_pages, decoder=decoder
+        )
+
+    pdf = read(document) if document is not None else None
     if file:
         if pdf is None and documents.is_pdf(file):
             try:
-                carrier = read_document(file, **limits)
+                carrier = read(file)
             except InputError:
                 carrier = None  # not for attachments: perhaps a QR code on its first page
             text = attached_credential(carrier) if carrier else None
             if carrier is not None and text is not None:
                 return Submission(text=text, document=carrier)
-        return Submission(text=file_text(file), document=pdf)
+        return Submission(text=file_text(file, decoder=decoder), document=pdf)
     if pasted.strip():
         return Submission(text=pasted.strip(), document=pdf)
     if pdf is None:

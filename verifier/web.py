@@ -13,7 +13,7 @@ from flask.wrappers import Response
 from credentials import doctypes, qr
 
 from . import display, requests, service
-from .http import lang, upload_part
+from .http import decoder, lang, upload_part
 from .inputs import InputError
 
 bp = Blueprint("web", __name__)
@@ -37,6 +37,7 @@ def _submission() -> service.Submission:
         document=upload_part("document") if document is not None and document.filename else None,
         max_document_bytes=config["DOCUMENT_MAX_BYTES"],
         max_pages=config["DOCUMENT_MAX_PAGES"],
+        decoder=decoder(),
     )
 
 
@@ -62,10 +63,8 @@ def verify() -> str:
 # shows the request QR code and polls; the wallet posts its answer from its own origin.
 
 
-def _requests() -> requests.RequestStore:
-    store: requests.RequestStore | None = current_app.extensions.get("shomei_requests")
-    if store is None:
-        store = current_app.extensions["shomei_requests"] = requests.RequestStore()
+def _requests() -> requests.Store:
+    store: requests.Store = current_app.extensions["shomei_requests"]
     return store
 
 
@@ -93,14 +92,32 @@ def _cors(response: Response) -> Response:
     return response
 
 
+def _refused(e: requests.RequestError) -> Response:
+    """The refusal as the JSON error document for a client that asks for JSON, else as
+    the error page; with ``Retry-After`` when waiting helps (429, 503)."""
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
+        "application/json"
+    ):
+        response = _json(e.to_json(), e.status)
+    else:
+        message = e.en if lang() == "en" else e.ja
+        response = Response(render_template("verifier/error.html", message=message))
+        response.status_code = e.status
+    if e.retry_after is not None:
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
 @bp.post("/request")
 def new_request() -> ResponseReturnValue:
     client_id = current_app.config.get("VERIFIER_URL") or request.host_url.rstrip("/")
     try:
         claims = requests.parse_claims(request.form.getlist("claims"))
-        req = _requests().create(client_id=client_id, claims=claims, now=_now())
+        req = _requests().create(
+            client_id=client_id, claims=claims, address=request.remote_addr or "", now=_now()
+        )
     except requests.RequestError as e:
-        raise InputError(e.code, e.ja, e.en, status=e.status) from None
+        return _refused(e)
     if lang() == "en":
         target = url_for("web.request_page", rid=req.id, lang="en")
     else:
@@ -137,8 +154,10 @@ def request_status(rid: str) -> Response:
     try:
         req = _requests().get(rid, now=_now())
     except requests.RequestError as e:
+        if e is requests.EXPIRED:
+            return _json({"state": "expired"})
         return _json(e.to_json(), e.status)
-    return _json({"state": req.state(_now())})
+    return _json({"state": req.state()})
 
 
 @bp.route("/request/<rid>/response", methods=["POST", "OPTIONS"])
@@ -153,7 +172,7 @@ def _answer(rid: str) -> Response:
     store, now = _requests(), _now()
     body = request.get_json(silent=True) if request.mimetype == "application/json" else None
     try:
-        req = store.claim_for_answer(rid, now=now)
+        req = requests.claim_for_answer(store, rid, now=now)
         if not isinstance(body, dict) or not isinstance(body.get("presentation"), str):
             raise InputError("bad_request", "presentation がありません", "missing presentation")
         evidence = body.get("evidence")
@@ -166,7 +185,7 @@ def _answer(rid: str) -> Response:
             nonce=req.nonce,
             aud=req.client_id,
         ).to_json()
-        store.answer(req, result, body["presentation"], now=now)
+        store.answer(req.id, result, body["presentation"], now=now)
     except requests.RequestError as e:
         return _json(e.to_json(), e.status)
     except InputError as e:

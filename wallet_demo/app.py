@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+import credentials.qrimage as qrimage
 import edges.json as edges_json
 from credentials import doctypes, qr
 from credentials.errors import CodedError, ShomeiError
+from edges.busy import Busy, Gate
 from edges.errors import from_http, json_error
 from edges.headers import HeaderPolicy, install_headers
 
@@ -30,6 +33,10 @@ ROOT = Path(__file__).resolve().parent
 TEMPLATES = ROOT.parent / "templates"
 STATIC = ROOT / "static"
 MAX_FRAME = 4 * 1024 * 1024  # one camera frame, JPEG or PNG
+#: Frames decoded at once, the wait for a turn before a 503, and a frame's pixels.
+SCAN_SLOTS = 2
+SCAN_WAIT_SECONDS = 3.0
+SCAN_MAX_PIXELS = qrimage.MAX_IMAGE_PIXELS
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "connect-src 'self' http://127.0.0.1:* http://localhost:* https:; "
@@ -52,17 +59,37 @@ HEADERS = HeaderPolicy(
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``)."""
+    """The wallet app; ``test_config`` overrides the defaults (``MAX_CONTENT_LENGTH``,
+    ``SCAN_SLOTS``, ``SCAN_WAIT_SECONDS``, ``SCAN_MAX_PIXELS``, the relay's limits, see
+    :func:`wallet_demo.relay.defaults`, and ``TRUSTED_PROXIES``: behind N reverse
+    proxies, ``SHOMEI_WALLET_TRUSTED_PROXIES=N``, the relay counts blobs per address
+    from the Nth entry from the right of X-Forwarded-For)."""
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
     edges_json.install(app)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_FRAME)
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=MAX_FRAME,
+        SCAN_SLOTS=SCAN_SLOTS,
+        SCAN_WAIT_SECONDS=SCAN_WAIT_SECONDS,
+        SCAN_MAX_PIXELS=SCAN_MAX_PIXELS,
+        TRUSTED_PROXIES=int(os.environ.get("SHOMEI_WALLET_TRUSTED_PROXIES", "0")),
+    )
+    app.config.from_mapping(relay.defaults())
     if test_config:
         app.config.from_mapping(test_config)
+    if int(app.config["TRUSTED_PROXIES"]) > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
+    app.extensions["wallet_scan_gate"] = Gate(
+        int(app.config["SCAN_SLOTS"]), wait=float(app.config["SCAN_WAIT_SECONDS"])
+    )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["wallet_icons"] = icons.render_all()
     app.extensions["wallet_types"] = _types()
     app.extensions["wallet_shell"] = _shell(app.extensions["wallet_types"])
     install_headers(app, HEADERS)
+    app.register_error_handler(Busy, _busy)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -169,15 +196,18 @@ def ping() -> Response:
 
 def scan() -> Response:
     """One camera frame (the raw body, or the ``frame`` file of a form) → the text of
-    the first QR code in it. Nothing is kept."""
+    the first QR code in it; a few frames at a time (503 ``busy`` beyond a short wait),
+    each held to the pixel budget before decoding. Nothing is kept."""
     upload = request.files.get("frame")
     data = upload.read() if upload is not None else request.get_data(cache=False)
     if not data:
         return _json_error(400, "no_image", "画像がありません", "no image was sent")
-    try:
-        found = qr.decode_image(data)
-    except ShomeiError:
-        return _json_error(400, "not_an_image", "画像を読み込めません", "unreadable image")
+    # Busy (a ShomeiError too) goes to its own handler: the gate is outside the try.
+    with _extension("wallet_scan_gate").hold():
+        try:
+            found = qr.decode_image(data, max_pixels=int(current_app.config["SCAN_MAX_PIXELS"]))
+        except ShomeiError:
+            return _json_error(400, "not_an_image", "画像を読み込めません", "unreadable image")
     if not found:
         return jsonify(found=False)
     return jsonify(found=True, text=found[0])
@@ -191,6 +221,12 @@ def _extension(name: str) -> Any:
 
 def _json_error(status: int, code: str, ja: str, en: str) -> Response:
     return json_error(CodedError(code, ja, en, status=status))
+
+
+def _busy(err: Busy) -> Response:
+    response = json_error(err)
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
 
 
 def _http_error(err: HTTPException) -> Response:

@@ -112,6 +112,7 @@ def _scan_path(max_frame: int) -> dict[str, Any]:
                 "200": json_response("Found or not.", {"$ref": REF + "Scanned"}),
                 "400": error_response("No image, or an unreadable one."),
                 "413": error_response(f"The frame exceeds {max_frame} bytes."),
+                "503": error_response("Busy decoding other frames; see Retry-After."),
             },
         }
     }
@@ -142,7 +143,10 @@ def _relay_path() -> dict[str, Any]:
                 "400": error_response("A malformed id, or not a sealed blob."),
                 "409": error_response("This id was used before."),
                 "413": error_response(f"The blob exceeds {relay.MAX_BLOB} bytes."),
-                "503": error_response(f"The relay holds {relay.MAX_BLOBS} blobs already."),
+                "429": error_response(
+                    "This address has as many blobs waiting as it may; see Retry-After."
+                ),
+                "503": error_response("The relay is full (blobs or bytes); see Retry-After."),
             },
         },
         "get": {

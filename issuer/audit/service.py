@@ -53,7 +53,9 @@ OFFER_CREATED = "offer_created"  # a credential offer for the resident's wallet
 OFFER_REDEEMED = "offer_redeemed"  # the wallet took the credential (holder-bound)
 OFFER_REJECTED = "offer_rejected"  # a wrong tx_code, a reused or expired offer, a bad proof
 CERTIFICATE_PRINTED = "certificate_printed"
-CONTRACTOR_REGISTERED = "contractor_registered"
+CONTRACTOR_REGISTERED = "contractor_registered"  # a contractor, or its first signing key
+CONTRACTOR_KEY_REPLACED = "contractor_key_replaced"  # a supervisor revoked its key, made a link
+CONTRACTOR_KEY_REGISTERED = "contractor_key_registered"  # the new key, through that link
 CONTRACT_UPLOADED = "contract_uploaded"  # a contract version created with its PDF
 CONTRACT_LINK_CREATED = "contract_link_created"  # a one-time signing link for the contractor
 CONTRACT_SIGNED = "contract_signed"  # the contractor's agreement, verified and stored
@@ -63,35 +65,37 @@ CONTRACT_AMENDED = "contract_amended"  # a new version of an issued contract
 CONTRACT_TERMINATED = "contract_terminated"  # its credentials revoked
 CONTRACT_REFUSED = "contract_refused"  # a refused link, key or agreement
 CONTRACT_VIEWED = "contract_viewed"  # its PDF opened (by the contractor or a clerk)
-ACTIONS = frozenset(
-    {
-        SIGN_IN,
-        SIGN_IN_FAILED,
-        SIGN_OUT,
-        USER_CREATED,
-        USER_DEACTIVATED,
-        USER_ACTIVATED,
-        PASSWORD_RESET,
-        CERTIFICATE_ISSUED,
-        CERTIFICATE_VIEWED,
-        CERTIFICATE_REVOKED,
-        KEY_ROTATED,
-        OFFER_CREATED,
-        OFFER_REDEEMED,
-        OFFER_REJECTED,
-        CERTIFICATE_PRINTED,
-        CONTRACTOR_REGISTERED,
-        CONTRACT_UPLOADED,
-        CONTRACT_LINK_CREATED,
-        CONTRACT_SIGNED,
-        CONTRACT_APPROVED,
-        CONTRACT_ISSUED,
-        CONTRACT_AMENDED,
-        CONTRACT_TERMINATED,
-        CONTRACT_REFUSED,
-        CONTRACT_VIEWED,
-    }
-)
+#: Each action's name on the audit page (Japanese, English); the log stores the code.
+LABELS: dict[str, tuple[str, str]] = {
+    SIGN_IN: ("サインイン", "signed in"),
+    SIGN_IN_FAILED: ("サインイン失敗", "sign-in failed"),
+    SIGN_OUT: ("サインアウト", "signed out"),
+    USER_CREATED: ("職員の登録", "account created"),
+    USER_DEACTIVATED: ("職員の無効化", "account deactivated"),
+    USER_ACTIVATED: ("職員の有効化", "account activated"),
+    PASSWORD_RESET: ("パスワードの再設定", "password reset"),
+    CERTIFICATE_ISSUED: ("証明書の発行", "certificate issued"),
+    CERTIFICATE_VIEWED: ("証明書の閲覧", "certificate viewed"),
+    CERTIFICATE_REVOKED: ("証明書の取り消し", "certificate revoked"),
+    KEY_ROTATED: ("市の署名鍵の更新", "city key rotated"),
+    OFFER_CREATED: ("ウォレットへの送付", "credential offer created"),
+    OFFER_REDEEMED: ("ウォレットが受け取り", "credential offer redeemed"),
+    OFFER_REJECTED: ("ウォレットへの送付を拒否", "credential offer refused"),
+    CERTIFICATE_PRINTED: ("証明書の印刷", "certificate printed"),
+    CONTRACTOR_REGISTERED: ("受注者・署名鍵の登録", "contractor or its first key registered"),
+    CONTRACTOR_KEY_REPLACED: ("受注者の署名鍵の失効・再登録リンク", "contractor key replaced"),
+    CONTRACTOR_KEY_REGISTERED: ("受注者の新しい署名鍵の登録", "contractor's new key registered"),
+    CONTRACT_UPLOADED: ("契約書の登録", "contract uploaded"),
+    CONTRACT_LINK_CREATED: ("署名用リンクの作成", "signing link created"),
+    CONTRACT_SIGNED: ("受注者の署名", "contractor signed"),
+    CONTRACT_APPROVED: ("承認（発注者の署名）", "contract approved"),
+    CONTRACT_ISSUED: ("契約書の発行", "contract credential issued"),
+    CONTRACT_AMENDED: ("変更契約の作成", "contract amended"),
+    CONTRACT_TERMINATED: ("契約の解除", "contract terminated"),
+    CONTRACT_REFUSED: ("契約の操作を拒否", "contract request refused"),
+    CONTRACT_VIEWED: ("契約書の閲覧", "contract viewed"),
+}
+ACTIONS = frozenset(LABELS)
 
 #: The only keys ``details`` may carry: identifiers and codes, never a resident's data.
 DETAIL_KEYS = frozenset(

@@ -28,4 +28,5 @@ def index() -> ResponseReturnValue:
         entries=entries,
         page=page,
         has_more=report.entries > page * PER_PAGE,
+        labels=audit.LABELS,
     )

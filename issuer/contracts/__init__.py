@@ -2,6 +2,13 @@
 
 The package's public face: views live in ``views.py`` and are registered by the app."""
 
+from issuer.contracts.contractors import (
+    OpenContractor,
+    all_contractors,
+    find_contractor,
+    open_contractor,
+    register_contractor,
+)
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     AWAITING_CONTRACTOR,
@@ -29,15 +36,12 @@ from issuer.contracts.records import (
 from issuer.contracts.service import (
     MAX_REASON,
     PARTIES,
-    all_contractors,
     amend,
     approve,
     clerk_document,
     create_contract,
     credential_of,
-    find_contractor,
     listing,
-    register_contractor,
     signed_document,
     terminate,
     view,
@@ -65,6 +69,7 @@ __all__ = [
     "Contractor",
     "IssuedCopy",
     "NotFound",
+    "OpenContractor",
     "all_contractors",
     "amend",
     "approve",
@@ -74,6 +79,7 @@ __all__ = [
     "find",
     "find_contractor",
     "listing",
+    "open_contractor",
     "register_contractor",
     "signed_document",
     "terminate",

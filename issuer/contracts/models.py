@@ -12,8 +12,9 @@ party); an issued version becomes ``superseded`` when its amendment is issued, o
 The PDF is kept sealed with the city's storage key in ``contract_documents`` (one
 database for every server process and for backups, never a file a second host cannot
 see); the contract row carries only its digest. A signing link stores only the
-SHA-256 of its token. Contractor data is a company's (name, 法人番号, representative,
-contact address), not a resident's, and stays in the clear for the clerk's lists.
+SHA-256 of its token. A contractor's name, 法人番号, representative and contact
+address are sealed with the storage key too (:mod:`issuer.contracts.contractors`); the
+row keeps a keyed MAC of the 法人番号 to refuse a second registration.
 """
 
 from __future__ import annotations
@@ -49,15 +50,48 @@ class Contractor(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
-    corporate_number: Mapped[str] = mapped_column(String(13), unique=True)
-    representative: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str] = mapped_column(String(254))
-    # The contractor's signing key (public JWK, JSON), registered at first signature.
+    # name, corporate_number, representative, email: JSON sealed with the storage key
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    corporate_number_mac: Mapped[str] = mapped_column(String(64), unique=True)
+    # The contractor's signing key (public JWK, JSON), registered at first signature;
+    # None again after a supervisor revoked it, until the new one is registered.
     jwk: Mapped[str | None] = mapped_column(Text)
     key_thumbprint: Mapped[str | None] = mapped_column(String(43))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ContractorRevokedKey(Base):
+    """A contractor's signing key a supervisor revoked (lost, or feared stolen): its
+    public JWK kept, so an agreement it signed before ``revoked_at`` is still checked
+    and shown as signed with a key revoked since; it never registers or signs again."""
+
+    __tablename__ = "contractor_revoked_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contractor_id: Mapped[int] = mapped_column(ForeignKey("contractors.id"), index=True)
+    jwk: Mapped[str] = mapped_column(Text)
+    key_thumbprint: Mapped[str] = mapped_column(String(43), index=True)
+    revoked_at: Mapped[float] = mapped_column(Float)
+    revoked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ContractorKeyLink(Base):
+    """A one-time link through which the contractor registers its new key after a
+    replacement: the signing link's mechanics (only the token's SHA-256 stored, an
+    expiry, used once)."""
+
+    __tablename__ = "contractor_key_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contractor_id: Mapped[int] = mapped_column(ForeignKey("contractors.id"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Contract(Base):

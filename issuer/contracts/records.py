@@ -15,12 +15,14 @@ from credentials.errors import ShomeiError
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
+from issuer.contracts.contractors import OpenContractor
 from issuer.contracts.models import (
     ORDERER,
     Contract,
     ContractCredential,
     ContractDocument,
     Contractor,
+    ContractorRevokedKey,
     ContractSignature,
 )
 from issuer.keys.service import City
@@ -44,11 +46,12 @@ class IssuedCopy:
 @dataclass(frozen=True, kw_only=True)
 class ContractView:
     contract: Contract
-    contractor: Contractor
+    contractor: OpenContractor
     signatures: dict[str, ContractSignature]
     copies: list[IssuedCopy]
     previous: Contract | None
     amendments: list[Contract]
+    revoked_keys: dict[str, ContractorRevokedKey]  # the contractor's, by thumbprint
 
 
 def _document_context(contract: Contract) -> bytes:

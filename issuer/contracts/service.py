@@ -40,7 +40,9 @@ from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
-from issuer.contracts.forms import ContractorForm, TermsForm
+from issuer.contracts.contractors import OpenContractor, find_contractor, open_contractor
+from issuer.contracts.forms import TermsForm
+from issuer.contracts.key_replacement import revoked_keys
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     CONTRACTOR,
@@ -78,53 +80,6 @@ MAX_REASON = certificates.MAX_REASON
 PARTIES = (ORDERER, CONTRACTOR)
 
 
-# ------------------------------------------------------------------ contractors
-def register_contractor(
-    session: Session, form: ContractorForm, *, clerk: User, now: float
-) -> Contractor:
-    """A new contractor (committed, audited). Raises ``ValidationError`` (field errors;
-    a 法人番号 already registered is one)."""
-    entered = terms_mod.contractor_input(form)
-    existing = session.scalar(
-        select(Contractor).where(Contractor.corporate_number == entered.corporate_number)
-    )
-    if existing is not None:
-        raise ValidationError(
-            [("corporate_number", "この法人番号は登録済みです", "already registered")]
-        )
-    contractor = Contractor(
-        public_id=secrets.token_urlsafe(16),
-        name=entered.name,
-        corporate_number=entered.corporate_number,
-        representative=entered.representative,
-        email=entered.email,
-        created_by=clerk.id,
-        created_at=now,
-    )
-    session.add(contractor)
-    session.flush()
-    audit.record(
-        session,
-        actor=clerk.username,
-        action=audit.CONTRACTOR_REGISTERED,
-        target=f"contractor:{contractor.public_id}",
-        now=now,
-    )
-    session.commit()
-    return contractor
-
-
-def all_contractors(session: Session) -> list[Contractor]:
-    return list(session.scalars(select(Contractor).order_by(Contractor.name)))
-
-
-def find_contractor(session: Session, public_id: str) -> Contractor:
-    found = session.scalar(select(Contractor).where(Contractor.public_id == public_id))
-    if found is None:
-        raise ValidationError([("contractor", "受注者を選んでください", "choose the contractor")])
-    return found
-
-
 # ------------------------------------------------------------------ versions
 def create_contract(
     session: Session,
@@ -140,7 +95,7 @@ def create_contract(
     """A new contract version in ``draft`` with its PDF sealed (committed, audited).
     Raises ``ValidationError`` (field errors, nothing written)."""
     contractor = find_contractor(session, contractor_id)
-    terms = terms_mod.terms_input(form, city=city, contractor=contractor)
+    terms = terms_mod.terms_input(form, city=city, contractor=open_contractor(city, contractor))
     if previous is None and _versions(session, terms.contract_number):
         raise ValidationError(
             [("contract_number", "この契約番号は使われています", "contract number already used")]
@@ -274,7 +229,7 @@ def approve(
     )
     claims = terms_mod.claims_of(
         terms_mod.terms_of(contract),
-        contractor=_contractor(session, contract),
+        contractor=open_contractor(city, _contractor(session, contract)),
         city=city,
         document_sha256=contract.document_sha256,
         concluded_on=contract.concluded_on,
@@ -364,17 +319,25 @@ def _end(
 # ------------------------------------------------------------------ reading
 
 
-def listing(session: Session, *, limit: int = 100) -> list[tuple[Contract, Contractor]]:
+def listing(
+    session: Session, *, city: City, limit: int = 100
+) -> list[tuple[Contract, OpenContractor]]:
     query = (
         select(Contract, Contractor)
         .join(Contractor, Contract.contractor_id == Contractor.id)
         .order_by(Contract.created_at.desc(), Contract.id.desc())
         .limit(limit)
     )
-    return [(c, k) for c, k in session.execute(query).all()]
+    opened: dict[int, OpenContractor] = {}
+    rows = []
+    for contract, row in session.execute(query).all():
+        if row.id not in opened:
+            opened[row.id] = open_contractor(city, row)
+        rows.append((contract, opened[row.id]))
+    return rows
 
 
-def view(session: Session, public_id: str) -> ContractView:
+def view(session: Session, public_id: str, *, city: City) -> ContractView:
     contract = find(session, public_id)
     links = session.execute(
         select(ContractCredential.party, Certificate)
@@ -391,13 +354,14 @@ def view(session: Session, public_id: str) -> ContractView:
     )
     return ContractView(
         contract=contract,
-        contractor=_contractor(session, contract),
+        contractor=open_contractor(city, _contractor(session, contract)),
         signatures=_signatures(session, contract),
         copies=copies,
         previous=session.get(Contract, contract.previous_id) if contract.previous_id else None,
         amendments=list(
             session.scalars(select(Contract).where(Contract.previous_id == contract.id))
         ),
+        revoked_keys=revoked_keys(session, contract.contractor_id),
     )
 
 

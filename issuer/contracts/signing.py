@@ -5,9 +5,11 @@ The clerk makes the link (:func:`create_link`): a random token shown once, only 
 SHA-256 stored, expiring after ``CONTRACT_LINK_TTL_SECONDS`` (7 days by default); a new
 link replaces the old ones. Through it the contractor reads the terms and the PDF,
 registers its public key once (:func:`register_key`) and signs the agreement JWS
-(:func:`sign_as_contractor`), which uses the link up. Every refusal (unknown, used or
-expired link, another key, a JWS that does not verify) is audited and writes nothing
-else. Every function takes ``now``; the service commits.
+(:func:`sign_as_contractor`), which uses the link up. A key a supervisor revoked never
+registers again; its replacement comes through a key link
+(:mod:`issuer.contracts.key_replacement`), not a signing link. Every refusal (unknown,
+used or expired link, another or a revoked key, a JWS that does not verify) is audited
+and writes nothing else. Every function takes ``now``; the service commits.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
+from issuer.contracts.contractors import OpenContractor, open_contractor
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     AWAITING_CONTRACTOR,
@@ -34,7 +37,7 @@ from issuer.contracts.models import (
     DRAFT,
     Contract,
     ContractLink,
-    Contractor,
+    ContractorRevokedKey,
 )
 from issuer.contracts.records import (
     ContractError,
@@ -71,7 +74,7 @@ class SigningPage:
     """What the contractor's page needs: the contract, and what to sign."""
 
     contract: Contract
-    contractor: Contractor
+    contractor: OpenContractor
     expected: agreements.Expected
     registered_jwk: dict[str, Any] | None
 
@@ -146,7 +149,7 @@ def signing_page(session: Session, token: str, *, city: City, now: float) -> Sig
     contractor = _contractor(session, contract)
     return SigningPage(
         contract=contract,
-        contractor=contractor,
+        contractor=open_contractor(city, contractor),
         expected=_expected(
             contract, city, CONTRACTOR, agreements.nonce_for(city.storage_key, link.token_hash)
         ),
@@ -177,6 +180,23 @@ def register_key(session: Session, token: str, jwk: Any, *, now: float) -> str:
             f"鍵を登録できません: {e.ja}", f"cannot register the key: {e.en}"
         ) from None
     thumbprint = jwk_thumbprint(public)
+    revoked = session.scalars(
+        select(ContractorRevokedKey.key_thumbprint).where(
+            ContractorRevokedKey.contractor_id == contractor.id
+        )
+    ).all()
+    if thumbprint in revoked:
+        _refused(session, contract, "revoked_key", now=now, key_id=thumbprint)
+        raise ContractError(
+            "この鍵は失効しています。発注者から届いた鍵の登録用リンクで新しい鍵を登録してください",
+            "this key is revoked: register a new key through the key link the city sent",
+        )
+    if contractor.key_thumbprint is None and revoked:  # a replacement is pending
+        _refused(session, contract, "key_replacement_pending", now=now, key_id=thumbprint)
+        raise ContractError(
+            "新しい鍵は発注者から届いた鍵の登録用リンクで登録してください",
+            "register the new key through the key link the city sent",
+        )
     if contractor.key_thumbprint not in (None, thumbprint):
         _refused(session, contract, "other_key", now=now, key_id=thumbprint)
         raise ContractError(

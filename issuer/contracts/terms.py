@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from credentials import doctypes
 from credentials.errors import ValidationError
 from issuer.contracts.agreements import rfc3339
 from issuer.contracts.forms import ContractorForm, TermsForm
-from issuer.contracts.models import Contract, Contractor
+from issuer.contracts.models import Contract
 from issuer.keys.service import City
 
 CONTRACTOR_FIELDS = ("name", "corporate_number", "representative", "email")
@@ -65,7 +65,18 @@ def contractor_input(form: ContractorForm) -> ContractorInput:
     return ContractorInput(**entered)
 
 
-def terms_input(form: TermsForm, *, city: City, contractor: Contractor) -> Terms:
+class ContractorNames(Protocol):
+    """What the credential says of the contractor (an entered or an opened one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def corporate_number(self) -> str: ...
+    @property
+    def representative(self) -> str: ...
+
+
+def terms_input(form: TermsForm, *, city: City, contractor: ContractorNames) -> Terms:
     """The contract's terms the clerk entered, checked (amount with or without digit
     separators). Raises ``ValidationError`` keyed by field name (``period_start``, …)."""
     entered = {name: getattr(form, name) for name in TERM_FIELDS}
@@ -120,7 +131,7 @@ def terms_of(contract: Contract) -> Terms:
 def claims_of(
     terms: Terms,
     *,
-    contractor: Contractor | ContractorInput,
+    contractor: ContractorNames,
     city: City,
     document_sha256: str,
     concluded_on: str,

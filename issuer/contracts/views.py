@@ -102,7 +102,8 @@ def _pdf_response(data: bytes, name: str) -> ResponseReturnValue:
 @bp.get("/")
 @login_required
 def index() -> ResponseReturnValue:
-    return render_template("issuer/contracts/list.html", rows=contracts.listing(get_session()))
+    rows = contracts.listing(get_session(), city=city())
+    return render_template("issuer/contracts/list.html", rows=rows)
 
 
 @bp.route("/contractors/new", methods=("GET", "POST"))
@@ -112,7 +113,11 @@ def new_contractor() -> ResponseReturnValue:
         return render_template("issuer/contracts/contractor_form.html", values={}, errors={})
     try:
         contracts.register_contractor(
-            get_session(), ContractorForm.from_form(request.form), clerk=g.user, now=time.time()
+            get_session(),
+            ContractorForm.from_form(request.form),
+            city=city(),
+            clerk=g.user,
+            now=time.time(),
         )
     except ValidationError as e:
         page = render_template(
@@ -130,7 +135,7 @@ def _form(
 ) -> tuple[str, int]:
     page = render_template(
         "issuer/contracts/form.html",
-        contractors=contracts.all_contractors(get_session()),
+        contractors=contracts.all_contractors(get_session(), city=city()),
         values=values,
         errors=errors or {},
         previous=previous,
@@ -167,7 +172,7 @@ def create() -> ResponseReturnValue:
 
 def _view(public_id: str) -> contracts.ContractView:
     try:
-        return contracts.view(get_session(), public_id)
+        return contracts.view(get_session(), public_id, city=city())
     except contracts.NotFound:
         abort(404)
 

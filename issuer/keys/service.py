@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from anchor import files
 from credentials.doctypes import is_valid_municipality_code
 from credentials.errors import ShomeiError
 from credentials.keys import SigningKey, jwk_thumbprint, public_key_from_jwk
@@ -213,8 +214,7 @@ def init(
     for an empty passphrase."""
     if not passphrase:
         raise ValueError("an empty passphrase would store the key in plain text")
-    directory = issuer_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = files.make_private_dir(issuer_dir(data_dir))
     for name in (KEY_FILE, STORAGE_KEY_FILE, SETTINGS_FILE):
         if (directory / name).exists():
             raise FileExistsError(f"{directory / name} exists: the issuer is initialised")
@@ -248,18 +248,36 @@ def load(data_dir: Path, passphrase: str | None) -> City:
         settings = IssuerSettings.from_json(
             json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
         )
-        storage_key = bytes.fromhex((directory / STORAGE_KEY_FILE).read_text("ascii").strip())
     except (OSError, ValueError) as e:
         raise NotInitialised(
             "発行者の設定ファイルを読み込めません", f"cannot read the issuer settings: {e}"
         ) from None
-    if len(storage_key) != 32:
-        raise NotInitialised("保管用の鍵が不正です", "the storage key is malformed")
+    storage_key = read_storage_key(data_dir)
+    if storage_key is None:
+        raise NotInitialised("保管用の鍵がありません", "the storage key is missing")
     key = SigningKey.from_encrypted_pem((directory / KEY_FILE).read_bytes(), passphrase)
     since, retired = _read_history(directory, key.kid)
     return City(
         settings=settings, key=key, storage_key=storage_key, key_since=since, retired=retired
     )
+
+
+def read_storage_key(data_dir: Path) -> bytes | None:
+    """The storage key alone (it needs no passphrase: database migrations that seal
+    existing rows read it), None when the issuer has none yet. Raises
+    :class:`NotInitialised` when the file is there but unreadable or malformed."""
+    path = issuer_dir(data_dir) / STORAGE_KEY_FILE
+    try:
+        storage_key = bytes.fromhex(path.read_text("ascii").strip())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise NotInitialised(
+            "保管用の鍵を読み込めません", f"cannot read the storage key: {e}"
+        ) from None
+    if len(storage_key) != 32:
+        raise NotInitialised("保管用の鍵が不正です", "the storage key is malformed")
+    return storage_key
 
 
 def switch_key(

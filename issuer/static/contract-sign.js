@@ -3,16 +3,19 @@
 // kept in this browser's IndexedDB; its public JWK is registered with the city. The
 // agreement is a compact JWS (ES256, typ shomei-contract-agreement+jwt) over the
 // contract's digest, number, the role "contractor", the time and the server's nonce.
+// After a lost key was revoked, the key link page (/contractor-key/<token>) makes and
+// registers the new key the same way; the signing page then finds it in IndexedDB.
 "use strict";
 
 (function () {
   const DB = "shomei-contract-keys";
   const STORE = "keys";
-  const section = document.getElementById("sign");
+  const section = document.getElementById("sign") || document.getElementById("register-key");
   if (!section) return;
+  const registerOnly = section.id === "register-key";
   const agree = document.getElementById("agree");
-  const button = document.getElementById("sign-button");
-  const status = document.getElementById("sign-status");
+  const button = document.getElementById(registerOnly ? "register-button" : "sign-button");
+  const status = document.getElementById(registerOnly ? "register-status" : "sign-status");
   const data = section.dataset;
 
   function say(text, isError) {
@@ -87,6 +90,10 @@
       if (!pair) throw new Error(data.msgNokey);
       return { pair, jwk: registered };
     }
+    return newKey();
+  }
+
+  async function newKey() {
     const pair = await crypto.subtle.generateKey(
       { name: "ECDSA", namedCurve: "P-256" },
       false, // the private key never leaves this browser
@@ -117,13 +124,33 @@
   async function prepare() {
     if (!window.crypto || !crypto.subtle || !window.indexedDB) {
       say(data.msgUnsupported, true);
+      button.disabled = true;
       return false;
     }
     return true;
   }
 
+  function registerKey() {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      say(data.msgWorking, false);
+      try {
+        await newKey();
+        say(data.msgDone, false);
+        section.dataset.done = "1";
+      } catch (e) {
+        say(e.message, true);
+        button.disabled = false;
+      }
+    });
+  }
+
   prepare().then((ok) => {
     if (!ok) return;
+    if (registerOnly) {
+      registerKey();
+      return;
+    }
     agree.addEventListener("change", () => {
       button.disabled = !agree.checked;
     });

@@ -418,6 +418,43 @@ def _page_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/contractor-key/{token}": {
+            "post": {
+                "summary": "Register the contractor's new signing key after a replacement",
+                "operationId": "register_replacement_key",
+                "parameters": [_path_param("token", _STRING, "the key link's token")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["jwk", "csrf_token"],
+                                "properties": {"jwk": _STRING, "csrf_token": _STRING},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The key's thumbprint with `Accept: application/json`, "
+                        "else the confirmation page.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["key_thumbprint"],
+                                    "properties": {"key_thumbprint": _STRING},
+                                }
+                            },
+                            "text/html": {"schema": _STRING},
+                        },
+                    },
+                    "400": _json_or_page("Not a usable key, or no valid CSRF token (page)."),
+                    **_LINK_ERRORS,
+                },
+            }
+        },
         "/contract-sign/{token}": {
             "post": {
                 "summary": "Submit the contractor's signed agreement",

@@ -493,3 +493,17 @@ def test_a_million_leaves() -> None:
         assert Receipt.from_bytes(receipt.to_bytes()) == receipt
     with pytest.raises(AnchorError):
         verify_inclusion(leaves[1], batch.receipt(42, 0), batch.root)
+
+
+def test_receipt_bytes_with_megabytes_of_siblings_are_refused_before_splitting() -> None:
+    import tracemalloc
+
+    data = bytes([7, 3, 8]) + bytes(4 * 1024 * 1024)  # 131,072 "siblings" for 3 of 8
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidCredential, match="wrong number of sibling hashes"):
+            merkle.Receipt.from_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * len(data)  # the body's slice, never 131,072 little objects

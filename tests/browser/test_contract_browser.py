@@ -134,3 +134,89 @@ def test_contractor_signs_with_webcrypto_and_supervisor_approves(
     assert not errors, errors
     for context in (city, phone, boss):
         context.close()
+
+
+def _upload(page: Any, demo: Demo, contractor: str, title: str, number: str) -> str:
+    """Upload a contract for ``contractor`` (its option label); the contract page's URL."""
+    page.goto(f"{demo.issuer_url}/contracts/new")
+    page.select_option("#contractor", label=contractor)
+    page.fill("#title", title)
+    page.fill("#contract_number", number)
+    page.fill("#amount_jpy", "550000")
+    page.fill("#period_start", "2027-01-10")
+    page.fill("#period_end", "2027-03-31")
+    page.set_input_files(
+        "#document",
+        files=[{"name": "contract.pdf", "mimeType": "application/pdf", "buffer": contract_pdf()}],
+    )
+    page.click("form.card button.primary")
+    page.wait_for_url(re.compile(r"/contracts/[A-Za-z0-9_-]{22}$"))
+    url: str = page.url
+    return url
+
+
+def test_a_lost_key_is_replaced_and_the_new_browser_signs(
+    browser: Any, demo: Demo, shots: Path
+) -> None:
+    errors: list[str] = []
+    city = browser.new_context(locale="ja-JP", viewport={"width": 1024, "height": 1300})
+    page = city.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, demo, "kanri")
+    page.goto(f"{demo.issuer_url}/contracts/contractors/new")
+    page.fill("#name", "株式会社鍵交換建設")
+    page.fill("#corporate_number", "6000012050003")
+    page.fill("#representative", "代表取締役 鍵 次郎")
+    page.fill("#email", "keys@kagi-kensetsu.example.jp")
+    page.click("form.card button.primary")
+    page.wait_for_url(re.compile(r"/contracts/new$"))
+    label = "株式会社鍵交換建設（6000012050003）"
+    first = _upload(page, demo, label, "鍵交換試験 第1号", "契第K-0001号")
+    page.click("#link button[type=submit]")
+    link = page.input_value("#sign-link")
+
+    old_phone = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+    old = old_phone.new_page()
+    old.on("pageerror", lambda e: errors.append(str(e)))
+    old.goto(link)
+    old.check("#agree")
+    old.click("#sign-button")
+    old.wait_for_selector("#sign[data-signed='1']")
+
+    # The phone is lost: the supervisor revokes its key and gets a key link.
+    page.goto(first)
+    page.click("#replace-key")
+    page.fill("#reason", "端末の紛失")
+    page.check("#confirm")
+    page.click("#replace button[type=submit]")
+    key_link = page.input_value("#key-link-url")
+    assert "端末の紛失" in page.inner_text("#revoked-keys")
+    page.screenshot(path=str(shots / "01-key-replaced.png"), full_page=True)
+
+    new_phone = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+    new = new_phone.new_page()
+    new.on("pageerror", lambda e: errors.append(str(e)))
+    new.goto(key_link)
+    new.click("#register-button")
+    new.wait_for_selector("#register-key[data-done='1']")
+    assert "登録しました" in new.inner_text("#register-status")
+    new.screenshot(path=str(shots / "02-new-key.png"), full_page=True)
+
+    # The next contract: the old browser's key no longer signs, the new one does.
+    second = _upload(page, demo, label, "鍵交換試験 第2号", "契第K-0002号")
+    page.click("#link button[type=submit]")
+    link = page.input_value("#sign-link")
+    old.goto(link)
+    old.check("#agree")
+    old.click("#sign-button")
+    old.wait_for_selector("#sign-status.field-error")
+    assert "登録済みの署名鍵がありません" in old.inner_text("#sign-status")
+    new.goto(link)
+    new.check("#agree")
+    new.click("#sign-button")
+    new.wait_for_selector("#sign[data-signed='1']")
+    page.goto(second)
+    assert "承認待ち" in page.inner_text("#state")
+    assert not errors, errors
+    for context in (city, old_phone, new_phone):
+        context.close()

@@ -179,7 +179,7 @@ def test_link_mode_sealed_in_the_browser(
     ref = qr.LinkRef.parse(url)
     assert qr.classify(url) == "link" and ref.base_url == f"{wallet_url}/relay"
     # the verifier fetches the blob from the relay (on its allow list) and opens it
-    checker = create_verifier({"DATA_DIR": demo.data_dir, "LINK_RELAYS": ["127.0.0.1"]})
+    checker = create_verifier({"DATA_DIR": demo.data_dir, "LINK_RELAYS": [wallet_url]})
     r = checker.test_client().post("/api/verify", json={"presentation": url})
     assert r.status_code == 200, r.get_json()
     doc = r.get_json()

@@ -797,3 +797,15 @@ def test_size_report() -> None:
                 [found] = zxing_read(qr.render_png(encoded))
                 assert found.text == encoded
     print("\n" + "\n".join(report))
+
+
+def test_text_too_long_for_any_qr_code_is_refused_before_encoding() -> None:
+    import time
+
+    for text in ("9" * 5597, "A" * 3392, "SH1:" + "A" * 2_000_000):
+        started = time.process_time()
+        with pytest.raises(ValueError, match="too long"):
+            qr.qr_version(text)
+        if len(text) > 10_000:
+            assert time.process_time() - started < 1.0  # was seconds: a bit buffer of it all
+    assert qr.qr_version("9" * 5596) == 40

@@ -44,6 +44,7 @@ GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 WALLET = SigningKey.generate()
 _CONTRACT = re.compile(r"/contracts/([A-Za-z0-9_-]{22})")
 _SIGN_LINK = re.compile(r"/contract-sign/([A-Za-z0-9_-]{43})")
+_KEY_LINK = re.compile(r"/contractor-key/([A-Za-z0-9_-]{43})")
 _CONTRACTOR = {
     "name": "株式会社サンプル建設",
     "corporate_number": "7000012050002",
@@ -200,9 +201,20 @@ def _sign(app: Flask, link: str, key: SigningKey) -> None:
     assert response.get_json() == {"signed": True}
 
 
+def _replace_key(boss: FlaskClient, contractor: str) -> str:
+    """The supervisor replaces the contractor's key: the new key's link."""
+    path = f"/contracts/contractors/{contractor}/key"
+    form = {"reason": "鍵の紛失", "confirm": "yes", "csrf_token": csrf_token(boss, path)}
+    page = boss.post(path, data=form).get_data(as_text=True)
+    found = _KEY_LINK.search(page)
+    assert found, page
+    return found.group(1)
+
+
 def _contracts(app: Flask) -> list[str]:
-    """Three contracts: awaiting the contractor, awaiting approval, and issued; and the
-    signing link of the first: [ids..., link]."""
+    """Three contracts (awaiting the contractor, awaiting approval, issued), their
+    contractor, whose key is then replaced, the signing link of the first contract and
+    the key link: [ids..., link, key link]."""
     clerk, boss = _signed_in(app, "clerk1"), _signed_in(app, "boss")
     contractor = _contractor(app, clerk)
     waiting, link = _contract(clerk, contractor, 1)
@@ -214,7 +226,8 @@ def _contracts(app: Flask) -> list[str]:
     token = csrf_token(boss, f"/contracts/{issued}")
     response = boss.post(f"/contracts/{issued}/approve", data={"csrf_token": token})
     assert response.status_code == 303, response.status_code
-    return [waiting, signed, issued, link]
+    key_link = _replace_key(boss, contractor)
+    return [waiting, signed, issued, contractor, link, key_link]
 
 
 def build(directory: Path, **config: Any) -> World:
@@ -248,7 +261,7 @@ def build(directory: Path, **config: Any) -> World:
         world.certificate = cert.public_id
         victim = world.user(session, "target").id
     offer_id = _offer_id(app, world)
-    *contracts, link = _contracts(app)
+    *contracts, link, key_link = _contracts(app)
     city = world.city()
     anchored = world.deliver()
     _anchor(app)  # the first delivered credential has evidence, the second not yet
@@ -256,7 +269,7 @@ def build(directory: Path, **config: Any) -> World:
         "public_id": [world.certificate, *contracts],
         "offer_id": [offer_id],
         "doc_type": list(doctypes.DOCUMENT_TYPES),
-        "token": [link],
+        "token": [link, key_link],
         "user_id": [victim],
         "kid": [city.key.kid],
         "party": ["orderer", "contractor"],

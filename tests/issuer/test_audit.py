@@ -329,6 +329,21 @@ def test_audit_page_for_supervisors_only(make_app, database_url):
     assert "tampering detected: entry 1" in text
 
 
+def test_every_action_has_its_own_label_in_both_languages(make_app, database_url):
+    assert set(audit.LABELS) == audit.ACTIONS
+    assert audit.CONTRACTOR_KEY_REPLACED != audit.CONTRACTOR_REGISTERED
+    for ja, en in audit.LABELS.values():
+        assert ja and en and ja != en
+    assert len({en for _, en in audit.LABELS.values()}) == len(audit.LABELS)  # no two alike
+    app = make_app(database_url)
+    add_user(app, "boss", "supervisor")
+    boss = app.test_client()
+    assert sign_in(boss, "boss").status_code == 302
+    assert 'data-action="sign_in">サインイン<br>' in boss.get("/audit/").get_data(as_text=True)
+    english = boss.get("/audit/?lang=en").get_data(as_text=True)
+    assert 'data-action="sign_in">signed in<br>' in english
+
+
 def test_shomei_audit_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("SHOMEI_DATABASE_URL", raising=False)
     data = tmp_path / "data"

@@ -120,11 +120,12 @@ def _seed(
         case.headers = {**(case.headers or {}), "Cookie": clerk_cookie}
         if variant >= 2:
             case.path_parameters = {"public_id": world.certificate}
-    elif operation.startswith("POST /contract-sign/") and variant:
+    elif operation.startswith(("POST /contract-sign/", "POST /contractor-key/")) and variant:
         cookie, token = contractor
         case.headers = {**(case.headers or {}), "Cookie": cookie, "X-CSRF-Token": token}
-        if variant >= 2:
-            case.path_parameters = {"token": world.seeds["token"][0]}
+        if variant >= 2:  # the signing link, or the key link
+            link = world.seeds["token"][operation.startswith("POST /contractor-key/")]
+            case.path_parameters = {"token": link}
 
 
 @pytest.mark.slow

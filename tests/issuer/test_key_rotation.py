@@ -33,6 +33,7 @@ from issuer import db
 from issuer.audit.models import AuditEntry
 from issuer.audit.service import KEY_ROTATED
 from issuer.certificates import service as certificates
+from issuer.city import resource as city_resource
 from issuer.keys import rotation as key_rotation
 from issuer.keys import service as keys
 from verifier.policy import Verifier
@@ -453,3 +454,24 @@ def test_a_failed_revocation_can_be_sent_again(
     unknown = boss.post(f"/keys/retire/{current_kid(city_app)}", data={"csrf_token": token})
     assert unknown.status_code == 303
     assert on_chain(node, registered, current_kid(city_app)).revoked_at is None  # type: ignore[union-attr]
+
+
+def test_every_worker_process_signs_with_the_key_another_one_rotated_to(
+    make_app: Any, data_dir: Path
+):
+    """gunicorn serves the issuer from several processes: a rotation made in one (files
+    replaced on disk) reaches the others at their next request, without a restart."""
+    other = make_app(KEY_PASSPHRASE=PASSPHRASE)  # another worker, its key already open
+    old = keys.load(data_dir, PASSPHRASE)
+
+    def published() -> list[str]:
+        document = other.test_client().get("/.well-known/jwt-vc-issuer").get_json()
+        return [k["kid"] for k in document["jwks"]["keys"]]
+
+    assert published() == [old.key.kid]
+    new = SigningKey.generate()
+    keys.switch_key(data_dir, old, new, passphrase=PASSPHRASE, now=time.time())  # worker A
+
+    assert published() == [new.kid, old.key.kid]
+    with other.test_request_context():
+        assert city_resource().get().key.kid == new.kid

@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
+import issuer.app  # noqa: F401 - every feature's models join the metadata, whatever ran first
 from anchor.store import Base as AnchorBase
 from anchor.store import create_schema, make_engine
 from issuer import db
@@ -22,6 +23,7 @@ TABLES |= {"credential_offers", "oid4vci_used_nonces", "delivered_credentials"}
 TABLES |= {"contractors", "contracts", "contract_documents", "contract_links"}
 TABLES |= {"contract_signatures", "contract_credentials"}
 TABLES |= {"anchor_lease"}
+TABLES |= {"contractor_revoked_keys", "contractor_key_links"}
 
 
 def tables(url: str) -> set[str]:

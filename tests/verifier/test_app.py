@@ -87,6 +87,40 @@ def test_valid_presentation_gives_the_cli_result_document(client, issuer_key, tr
     assert list(doc) == ["verdict", "document_type", "issuer", "disclosed", "anchor", "checks"]
 
 
+def _key_bound(issuer_key: SigningKey, holder: SigningKey, **kb: Any) -> str:
+    dt = doctypes.get("juminhyo")
+    cred = sdjwt.issue(
+        doctypes.sample("juminhyo"),
+        key=issuer_key,
+        issuer=ISS,
+        vct=dt.vct_for(ISS),
+        iat=NOW - 100,
+        exp=NOW + 86400,
+        always_plain=dt.never_disclosable,
+        holder_jwk=holder.jwk,
+    ).sd_jwt
+    return sdjwt.present(cred, disclose=DISCLOSE, **kb)
+
+
+def test_audience_alone_asks_for_holder_binding(client, issuer_key) -> None:
+    # A key-bound credential without a key-binding JWT, checked with only "aud".
+    holder = SigningKey.generate()
+    bare = _key_bound(issuer_key, holder)
+    doc = client.post("/api/verify", json={"presentation": bare, "aud": "https://co.example"})
+    assert doc.get_json()["verdict"] == "invalid"
+    assert statuses(doc.get_json())["holder"] == "fail"
+    bound = _key_bound(
+        issuer_key, holder, holder_key=holder, nonce="n-1", aud="https://co.example", iat=NOW
+    )
+    doc = client.post("/api/verify", json={"presentation": bound, "aud": "https://co.example"})
+    assert doc.get_json()["verdict"] == "valid" and statuses(doc.get_json())["holder"] == "pass"
+    doc = client.post("/api/verify", json={"presentation": bound, "aud": "https://other.example"})
+    assert statuses(doc.get_json())["holder"] == "fail"
+    # Nothing asked: a screen presentation of a key-bound credential stays a warning.
+    doc = client.post("/api/verify", json={"presentation": bare})
+    assert statuses(doc.get_json())["holder"] == "warn"
+
+
 def test_sh1_payload_is_verified_too(client, issuer_key) -> None:
     r = client.post("/api/verify", json={"presentation": qr.encode_embedded(present(issuer_key))})
     assert r.status_code == 200 and r.get_json()["verdict"] == "valid"
@@ -542,10 +576,11 @@ def test_link_mode_through_an_allowed_relay(issuer_key, trust) -> None:
     thread.start()
     try:
         pres, ev, root = anchored(issuer_key)
-        ref = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r")
+        origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+        ref = qr.LinkRef.new(f"{origin}/r")
         link = ref.to_url()
         blobs["/r/" + link.rsplit("/", 1)[1].split("#")[0]] = qr.seal(pres, ref, evidence=ev)
-        app = make_app(Verifier(trust=trust, anchors=Anchors(root)), LINK_RELAYS=["127.0.0.1"])
+        app = make_app(Verifier(trust=trust, anchors=Anchors(root)), LINK_RELAYS=[f"{origin}/r"])
         doc = app.test_client().post("/api/verify", json={"presentation": link}).get_json()
         assert doc["verdict"] == "valid" and statuses(doc)["anchor"] == "pass"
         missing = qr.LinkRef.new(f"http://127.0.0.1:{httpd.server_address[1]}/r").to_url()

@@ -172,6 +172,33 @@ def test_expected_nonce_without_key_binding_fails(keys, trust) -> None:
     assert result.check("holder").status == "fail"
 
 
+def test_expected_audience_alone_requires_key_binding(keys, trust) -> None:
+    # A key-bound credential shown without a KB-JWT to a verifier that gave only an
+    # audience: holder binding was asked for, so it fails (it used to pass as "valid").
+    pres = sdjwt.present(make(keys), disclose=["address"])
+    result = Verifier(trust=trust).verify(pres, now=NOW, aud="https://company.example")
+    assert result.check("holder").status == "fail"
+    assert "no key-binding JWT" in result.check("holder").en
+    assert result.verdict == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("kb", "expected", "status"),
+    [
+        ({"nonce": "n1", "aud": "v"}, {"aud": "v"}, "pass"),
+        ({"nonce": "n1", "aud": "v"}, {"aud": "w"}, "fail"),
+        ({"nonce": "n1", "aud": "v"}, {"nonce": "n1"}, "pass"),
+        ({"nonce": "n1", "aud": "v", "iat": NOW - 3600}, {"aud": "v"}, "fail"),
+        ({"nonce": "n1", "aud": "v"}, {"nonce": "n1", "aud": "w"}, "fail"),
+    ],
+    ids=["aud-only", "aud-mismatch", "nonce-only", "aud-only-stale", "both-aud-mismatch"],
+)
+def test_key_binding_is_checked_against_what_was_given(keys, trust, kb, expected, status) -> None:
+    pres = sdjwt.present(make(keys), disclose=["address"], holder_key=keys[1], **{"iat": NOW, **kb})
+    result = Verifier(trust=trust).verify(pres, now=NOW, **expected)
+    assert result.check("holder").status == status
+
+
 def test_expired_credential(keys, trust) -> None:
     result = Verifier(trust=trust).verify(make(keys), now=NOW + 2 * 86400)
     assert result.check("validity").status == "fail"

@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +41,7 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def app(issuer_key: SigningKey, clock: Clock) -> Flask:
+def make_app(issuer_key: SigningKey, clock: Clock, **config: Any) -> Flask:
     trust = TrustList.from_json(
         TrustList.document(ISS, name="飯塚市", municipality_code="402052", jwks=[issuer_key.jwk])
     )
@@ -51,8 +51,14 @@ def app(issuer_key: SigningKey, clock: Clock) -> Flask:
             "TESTING": True,
             "CLOCK": clock,
             "RATE_LIMIT_PER_MINUTE": 0,
+            **config,
         }
     )
+
+
+@pytest.fixture
+def app(issuer_key: SigningKey, clock: Clock, tmp_path: Path) -> Flask:
+    return make_app(issuer_key, clock, REQUESTS_DB=str(tmp_path / "requests.db"))
 
 
 @pytest.fixture
@@ -246,3 +252,140 @@ def test_request_page_names_the_claims(client) -> None:
     r = client.post("/request", data={"claims": ["family_name", "address"]}, base_url=BASE)
     html = client.get(r.headers["Location"], base_url=BASE).get_data(as_text=True)
     assert '<span id="request-claims">氏、住所</span>' in html
+
+
+# ------------------------------------------------------------------ limits that count
+
+
+def create_from(client: FlaskClient, address: str, **kw: Any) -> Any:
+    return client.post(
+        "/request", data={"claims": []}, base_url=BASE, environ_base={"REMOTE_ADDR": address}, **kw
+    )
+
+
+def test_a_flood_from_one_address_leaves_room_for_others(client) -> None:
+    codes = [create_from(client, "203.0.113.9").status_code for _ in range(1000)]
+    # another company is served (before the pool had per-address quotas: 503)
+    assert create_from(client, "198.51.100.7").status_code == 303
+    assert codes.count(303) == vrequests.PER_ADDRESS
+    assert set(codes[vrequests.PER_ADDRESS :]) == {429}
+
+
+def test_an_ipv6_flood_counts_as_one_address(client) -> None:
+    """Addresses of one /64 count together: a subscriber cannot spread a flood over
+    its own prefix; another prefix is served."""
+    codes = [create_from(client, f"2001:db8:1:2::{i:x}").status_code for i in range(100)]
+    assert codes.count(303) == vrequests.PER_ADDRESS
+    assert create_from(client, "2001:db8:1:3::1").status_code == 303
+
+
+def test_refusal_carries_retry_after(client, clock) -> None:
+    for _ in range(vrequests.PER_ADDRESS):
+        assert create_from(client, "203.0.113.9").status_code == 303
+    clock.now += 100
+    page = create_from(client, "203.0.113.9")
+    assert page.status_code == 429
+    # the oldest of the address's requests expires in TTL - 100 seconds
+    assert page.headers["Retry-After"] == str(int(vrequests.TTL - 100))
+    assert page.mimetype == "text/html" and "この接続元からの依頼が多すぎます" in page.get_data(
+        as_text=True
+    )
+    r = create_from(client, "203.0.113.9", headers={"Accept": "application/json"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == str(int(vrequests.TTL - 100))
+    assert r.get_json()["error"]["code"] == "rate_limited"
+    assert set(r.get_json()["error"]["message"]) == {"ja", "en"}
+
+
+def test_expired_requests_stop_counting_at_once(client, clock) -> None:
+    for _ in range(vrequests.PER_ADDRESS):
+        assert create_from(client, "203.0.113.9").status_code == 303
+    assert create_from(client, "203.0.113.9").status_code == 429
+    clock.now += vrequests.TTL  # expired, well within the grace that answers 410
+    assert create_from(client, "203.0.113.9").status_code == 303
+
+
+def test_the_creation_rate_per_address(app, client, clock) -> None:
+    """Requests taken away at once (answered and shown) leave the pending count low;
+    the creation rate still bounds one address."""
+    app.config["REQUESTS_PER_ADDRESS"] = 1000
+    store = app.extensions["shomei_requests"]
+    codes = []
+    for _ in range(vrequests.PER_ADDRESS_PER_MINUTE + 1):
+        r = create_from(client, "203.0.113.9")
+        codes.append(r.status_code)
+        if r.status_code == 303:
+            rid = r.headers["Location"].rsplit("/", 1)[-1]
+            store.answer(rid, {"verdict": "invalid"}, "x", now=clock.now)
+            store.take_result(rid, now=clock.now)
+    assert codes[:-1] == [303] * vrequests.PER_ADDRESS_PER_MINUTE and codes[-1] == 429
+    clock.now += 60
+    assert create_from(client, "203.0.113.9").status_code == 303
+
+
+def test_a_full_pool_is_503_with_retry_after(issuer_key, clock, tmp_path) -> None:
+    app = make_app(issuer_key, clock, REQUESTS_DB=str(tmp_path / "r.db"), REQUESTS_MAX_PENDING=3)
+    client = app.test_client()
+    for i in range(3):
+        assert create_from(client, f"192.0.2.{i}").status_code == 303
+        clock.now += 10
+    r = create_from(client, "192.0.2.200", headers={"Accept": "application/json"})
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "busy"
+    assert r.headers["Retry-After"] == str(int(vrequests.TTL - 30))
+    # the first request's expiry frees its place at once, not after its grace
+    clock.now = NOW + vrequests.TTL
+    assert create_from(client, "192.0.2.200").status_code == 303
+    assert create_from(client, "192.0.2.201").status_code == 503
+
+
+def test_two_workers_share_the_pool(issuer_key, clock, tmp_path, credential, holder_key) -> None:
+    """Two app instances on one store file, as two gunicorn workers: each sees the
+    other's requests, and a response is accepted once only."""
+    db = str(tmp_path / "shared.db")
+    one = make_app(issuer_key, clock, REQUESTS_DB=db).test_client()
+    two = make_app(issuer_key, clock, REQUESTS_DB=db).test_client()
+    req = new_request(one)
+    status = f"/request/{req['id']}/status"
+    assert two.get(status, base_url=BASE).get_json() == {"state": "pending"}
+    pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
+    assert post_answer(two, req, pres).get_json() == {"ok": True, "verdict": "valid"}
+    replay = post_answer(one, req, pres)
+    assert replay.status_code == 400 and replay.get_json()["error"]["code"] == "already_answered"
+    assert one.get(status, base_url=BASE).get_json() == {"state": "answered"}
+    assert one.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 200
+    assert two.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 404
+    # the quota of an address counts in both
+    for _ in range(vrequests.PER_ADDRESS):
+        assert create_from(one, "203.0.113.9").status_code == 303
+    assert create_from(two, "203.0.113.9").status_code == 429
+
+
+def test_the_pool_file_is_private(app, client) -> None:
+    new_request(client)
+    path = Path(app.config["REQUESTS_DB"])
+    for file in (path, path.with_name(path.name + "-wal")):
+        assert file.stat().st_mode & 0o777 == 0o600, file
+
+
+def test_the_default_pool_lives_in_the_data_directory(issuer_key, clock, tmp_path) -> None:
+    client = make_app(issuer_key, clock, DATA_DIR=str(tmp_path / "data")).test_client()
+    assert create_from(client, "192.0.2.1").status_code == 303
+    assert (tmp_path / "data" / "requests.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_address_behind_trusted_proxies(issuer_key, clock, tmp_path, proxies) -> None:
+    """Behind a trusted proxy the client is the forwarded address; without one, a
+    forged X-Forwarded-For changes nothing."""
+    app = make_app(issuer_key, clock, REQUESTS_DB=str(tmp_path / "r.db"), TRUSTED_PROXIES=proxies)
+    client = app.test_client()
+
+    def create(forwarded: str) -> int:
+        r = create_from(client, "10.0.0.1", headers={"X-Forwarded-For": forwarded})
+        return int(r.status_code)
+
+    codes = [create(f"203.0.113.{i}") for i in range(vrequests.PER_ADDRESS + 1)]
+    expected = (
+        [303] * (vrequests.PER_ADDRESS + 1) if proxies else [303] * vrequests.PER_ADDRESS + [429]
+    )
+    assert codes == expected

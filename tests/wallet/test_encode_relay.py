@@ -242,3 +242,50 @@ def test_encoder_and_relay_errors_are_the_one_error_document(
     error = r.get_json()["error"]
     assert set(error) == {"code", "message"} and set(error["message"]) == {"ja", "en"}
     assert all(error["message"].values()) and r.headers["Cache-Control"] == "no-store"
+
+
+def test_relay_counts_blobs_per_client_and_in_all(clock, issuer_key) -> None:
+    app = make_app(RELAY_CLOCK=clock, RELAY_PER_CLIENT=2, RELAY_MAX_BLOBS=3)
+    blob = sealed(issuer_key)[1]
+
+    def put(address: str) -> Any:
+        path = blob_path(qr.LinkRef.new("http://127.0.0.1:5000/relay"))
+        return app.test_client().put(path, data=blob, environ_base={"REMOTE_ADDR": address})
+
+    assert [put("192.0.2.1").status_code for _ in range(2)] == [201, 201]
+    crowded = put("192.0.2.1")  # a third from the same address: its quota
+    assert crowded.status_code == 429 and crowded.get_json()["error"]["code"] == "rate_limited"
+    assert crowded.headers["Retry-After"] == "600"
+    assert crowded.get_json()["error"]["message"]["ja"]
+    assert put("192.0.2.2").status_code == 201  # another address still may
+    full = put("192.0.2.3")  # but the relay as a whole is full
+    assert full.status_code == 503 and full.headers["Retry-After"] == "600"
+    clock.now += 601  # expired blobs free both
+    assert put("192.0.2.1").status_code == 201 and put("192.0.2.3").status_code == 201
+
+
+def test_relay_bounds_the_bytes_kept_and_the_ids_remembered() -> None:
+    store = relay.BlobStore(max_bytes=100, max_used=3, clock=lambda: 0.0)
+    store.put("A" * 26, b"x" * 60, client="a")
+    with pytest.raises(relay.RelayFull):
+        store.put("B" * 26, b"x" * 41, client="b")
+    store.put("B" * 26, b"x" * 40, client="b")
+    assert store.take("A" * 26) == b"x" * 60
+    store.put("C" * 26, b"x" * 50, client="c")
+    store.put("D" * 26, b"x" * 10, client="d")
+    assert store._bytes == 100
+    assert list(store._used) == ["B" * 26, "C" * 26, "D" * 26]  # the oldest forgotten
+
+
+def test_behind_a_proxy_the_relay_counts_the_forwarded_address(issuer_key) -> None:
+    app = make_app(RELAY_PER_CLIENT=1, TRUSTED_PROXIES=1)
+    blob = sealed(issuer_key)[1]
+
+    def put(forwarded: str) -> int:
+        path = blob_path(qr.LinkRef.new("http://127.0.0.1:5000/relay"))
+        headers = {"X-Forwarded-For": forwarded}
+        environ = {"REMOTE_ADDR": "10.0.0.1"}  # the proxy, for every resident
+        r = app.test_client().put(path, data=blob, headers=headers, environ_base=environ)
+        return r.status_code
+
+    assert [put("192.0.2.1"), put("192.0.2.2"), put("192.0.2.1")] == [201, 201, 429]

@@ -141,6 +141,28 @@ def test_scan_limits_the_frame_size():
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
 
 
+def test_scan_checks_the_pixels_before_decoding():
+    small = create_app({"TESTING": True, "SCAN_MAX_PIXELS": 1000})
+    response = small.test_client().post(
+        "/api/scan", data=qr.render_png(OFFER), content_type="image/png"
+    )
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "not_an_image"
+
+
+def test_scan_is_busy_rather_than_queued():
+    busy = create_app({"TESTING": True, "SCAN_SLOTS": 1, "SCAN_WAIT_SECONDS": 0.05})
+    with busy.extensions["wallet_scan_gate"].hold():
+        response = busy.test_client().post(
+            "/api/scan", data=qr.render_png(OFFER), content_type="image/png"
+        )
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "busy"
+    response = busy.test_client().post(
+        "/api/scan", data=qr.render_png(OFFER), content_type="image/png"
+    )
+    assert response.get_json() == {"found": True, "text": OFFER}
+
+
 def test_scan_takes_only_post(client: FlaskClient):
     response = client.get("/api/scan")
     assert response.status_code == 405 and response.is_json
