@@ -4,8 +4,10 @@ OpenAPI document the app publishes."""
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -30,7 +32,17 @@ TRUST = TrustList.from_json(
     TrustList.document(ISS, name="飯塚市", municipality_code="402052", jwks=[KEY.jwk])
 )
 # No rate limit: the fuzzer sends hundreds of requests from one address.
-APP = create_app({"VERIFIER": Verifier(trust=TRUST), "TESTING": True, "RATE_LIMIT_PER_MINUTE": 0})
+# Built at import, before the suite's data directory is set: the request pool gets a
+# file of its own.
+_POOL = tempfile.TemporaryDirectory(prefix="verifier-fuzz-")
+APP = create_app(
+    {
+        "VERIFIER": Verifier(trust=TRUST),
+        "TESTING": True,
+        "RATE_LIMIT_PER_MINUTE": 0,
+        "REQUESTS_DB": str(Path(_POOL.name) / "requests.db"),
+    }
+)
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", APP)
 CHECKS = [
     not_a_server_error,

@@ -5,7 +5,9 @@ and no CSRF token here (nothing is stored for a visitor): never a 5xx."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +38,17 @@ TRUST = TrustList.from_json(
     TrustList.document(ISS, name="飯塚市", municipality_code="402052", jwks=[KEY.jwk])
 )
 # No rate limit: the fuzzer sends hundreds of requests from one address.
-APP = create_app({"VERIFIER": Verifier(trust=TRUST), "TESTING": True, "RATE_LIMIT_PER_MINUTE": 0})
+# Built at import, before the suite's data directory is set: the request pool gets a
+# file of its own.
+_POOL = tempfile.TemporaryDirectory(prefix="verifier-fuzz-")
+APP = create_app(
+    {
+        "VERIFIER": Verifier(trust=TRUST),
+        "TESTING": True,
+        "RATE_LIMIT_PER_MINUTE": 0,
+        "REQUESTS_DB": str(Path(_POOL.name) / "requests.db"),
+    }
+)
 RULES = {rule.endpoint: rule for rule in state_changing_rules(APP)}
 PAGES = {rule.endpoint: rule for rule in rules_taking(APP, "GET")}
 
