@@ -22,7 +22,7 @@ from issuer.contracts import key_views as contractor_key_views
 from issuer.contracts import views as contracts_views
 from issuer.keys import views as keys_views
 from issuer.oid4vci import views as oid4vci_views
-from issuer.web import auth, csrf, errors, headers, i18n, routing
+from issuer.web import auth, csrf, errors, headers, i18n, openapi, routing
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -58,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         oid4vci_views.bp,
         contracts_views.bp,
         contracts_views.sign_bp,
+        openapi.bp,
         contractor_key_views.bp,
         contractor_key_views.link_bp,
     ):

@@ -128,6 +128,12 @@ _ERROR = {
     },
 }
 
+_EVIDENCE = {
+    "description": "Anchor evidence: the document `shomei receipt` prints, "
+    "or the evidence bytes in base64url.",
+    "oneOf": [{"type": "object"}, {"type": "string"}],
+}
+
 _VERIFY_JSON = {
     "type": "object",
     "required": ["presentation"],
@@ -136,11 +142,7 @@ _VERIFY_JSON = {
             "type": "string",
             "description": "An SD-JWT VC or presentation, an `SH1:` QR payload or a link.",
         },
-        "evidence": {
-            "description": "Anchor evidence: the document `shomei receipt` prints, "
-            "or the evidence bytes in base64url.",
-            "oneOf": [{"type": "object"}, {"type": "string"}],
-        },
+        "evidence": _EVIDENCE,
         "at": {
             "type": "string",
             "description": "Verify as of this ISO 8601 time (without an offset: JST).",
@@ -212,6 +214,94 @@ _ERRORS = {
 }
 
 
+_RID = {
+    "name": "rid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the request's id (in the QR code the company's screen shows)",
+}
+_REQUEST_GONE = {
+    "404": _error("No such request."),
+    "410": _error("The request has expired."),
+}
+
+
+def _request_paths() -> dict[str, Any]:
+    """The cross-device flow: the company's page polls the state, the wallet answers."""
+    return {
+        "/request/{rid}/status": {
+            "get": {
+                "summary": "The state of a request to a wallet (the request page polls it)",
+                "operationId": "request_status",
+                "parameters": [_RID],
+                "responses": {
+                    "200": {
+                        "description": "pending, answered or expired",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["state"],
+                                    "properties": {
+                                        "state": {"enum": ["pending", "answered", "expired"]}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_REQUEST_GONE,
+                    "429": _ERRORS["429"],
+                },
+            }
+        },
+        "/request/{rid}/response": {
+            "post": {
+                "summary": "The wallet's answer: a presentation bound to the request's "
+                "nonce and audience",
+                "operationId": "request_response",
+                "parameters": [_RID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["presentation"],
+                                "properties": {
+                                    "presentation": {"type": "string"},
+                                    "evidence": _EVIDENCE,
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Verified and kept for the company's page.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["ok", "verdict"],
+                                    "properties": {
+                                        "ok": {"const": True},
+                                        "verdict": {"enum": ["valid", "invalid"]},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _error("No presentation, unusable input, or already answered."),
+                    **_REQUEST_GONE,
+                    "413": _ERRORS["413"],
+                    "429": _ERRORS["429"],
+                },
+            }
+        },
+    }
+
+
 def document(*, max_upload: int) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document; ``max_upload`` is the request size limit."""
     return {
@@ -277,6 +367,7 @@ def document(*, max_upload: int) -> dict[str, Any]:
                     },
                 }
             },
+            **_request_paths(),
         },
         "components": {
             "schemas": {

@@ -27,7 +27,7 @@ from edges.busy import Busy, Gate
 from edges.errors import from_http, json_error
 from edges.headers import HeaderPolicy, install_headers
 
-from . import encode, icons, relay
+from . import encode, icons, openapi, relay
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATES = ROOT.parent / "templates"
@@ -100,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/icons/icon-<int:size>.png", "icon", icon)
     app.add_url_rule("/api/scan", "scan", scan, methods=["POST"])
     app.add_url_rule("/api/ping", "ping", ping)
+    app.add_url_rule("/api/openapi.json", "openapi", openapi_json)
     app.register_blueprint(encode.bp)
     app.register_blueprint(relay.bp)
     return app
@@ -179,6 +180,10 @@ def icon(size: int) -> Response:
     response = Response(png, mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+def openapi_json() -> Response:
+    return jsonify(openapi.document(max_frame=current_app.config["MAX_CONTENT_LENGTH"]))
 
 
 def ping() -> Response:

@@ -17,7 +17,8 @@ from anchor import evidence as anchor_evidence
 from anchor import merkle
 from credentials import qr
 from credentials.encoding import b64e, loads_bounded
-from credentials.errors import ShomeiError
+from credentials.errors import CodedError, ShomeiError
+from edges.errors import json_error
 
 bp = Blueprint("encode", __name__, url_prefix="/api")
 
@@ -30,11 +31,14 @@ class EncodeError(ValueError):
     """A request this endpoint cannot use; the message goes to the client."""
 
 
-def _error(code: str, message: str, status: int = 400) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
+def _error(code: str, ja: str, en: str, status: int = 400) -> Response:
+    response = json_error(CodedError(code, ja, en, status=status))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _too_large() -> Response:
+    return _error("too_large", f"{MAX_BODY} バイトまでです", f"at most {MAX_BODY} bytes", 413)
 
 
 def evidence_bytes(document: Any) -> bytes | None:
@@ -67,29 +71,37 @@ def encode(presentation: str, evidence: bytes | None, *, link: bool = False) -> 
 @bp.post("/encode")
 def encode_view() -> Response:
     if (request.content_length or 0) > MAX_BODY:
-        return _error("too_large", f"at most {MAX_BODY} bytes", 413)
+        return _too_large()
     raw = request.get_data(cache=False)
     if len(raw) > MAX_BODY:
-        return _error("too_large", f"at most {MAX_BODY} bytes", 413)
+        return _too_large()
     try:
         body = loads_bounded(raw) if request.is_json else None
     except ValueError:  # UnicodeDecodeError included
         body = None
     if not isinstance(body, dict):
-        return _error("bad_request", "send a JSON object")
+        return _error("bad_request", "JSON のオブジェクトを送ってください", "send a JSON object")
     presentation = body.get("presentation")
     if (
         not isinstance(presentation, str)
         or not presentation
         or qr.classify(presentation) != "sd-jwt"
     ):
-        return _error("bad_request", "presentation must be an SD-JWT string")
+        return _error(
+            "bad_request",
+            "presentation は SD-JWT の文字列にしてください",
+            "presentation must be an SD-JWT string",
+        )
     try:
         # ?container=1: the resident chose a link-mode QR code (or a test forces one)
         link = request.args.get("container") == "1"
         result = encode(presentation, evidence_bytes(body.get("evidence")), link=link)
-    except EncodeError as e:
-        return _error("bad_evidence", str(e))
+    except EncodeError:
+        return _error(
+            "bad_evidence",
+            "evidence が発行元の証拠文書ではありません",
+            "evidence is not the issuer's evidence document",
+        )
     response = jsonify(result)
     response.headers["Cache-Control"] = "no-store"
     return response

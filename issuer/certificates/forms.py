@@ -73,9 +73,11 @@ def form_values(doc_type: str, claims: Mapping[str, Any]) -> dict[str, str]:
     """The form's field values for ``claims`` (to fill the form again)."""
     values = {}
     for name, value in claims.items():
-        if name == "children":
+        if name == "children" and isinstance(value, list):
+            # Claims sent back by the browser may have any shape: only a child that
+            # is an object has fields to fill.
             for i, child in enumerate(value):
-                for part, v in child.items():
+                for part, v in child.items() if isinstance(child, dict) else ():
                     values[f"children-{i}-{part}"] = str(v)
         elif isinstance(value, list):
             values[name] = " ".join(str(v) for v in value)

@@ -111,6 +111,8 @@ def issue(doc_type: str) -> ResponseReturnValue:
         claims = loads_bounded(request.form.get("claims", ""))
     except ValueError:
         abort(400)
+    if not isinstance(claims, dict):  # the preview page sends an object; nothing else
+        abort(400)
     session, now = get_session(), time.time()
     try:
         if doc_type == certificates.JUMINHYO:

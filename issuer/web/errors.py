@@ -77,7 +77,7 @@ PAGES: dict[int, tuple[str, str, str, str]] = {
 
 
 #: Machine-facing paths (wallets, verifiers): their errors are JSON, never a page.
-API_PREFIXES = ("/oid4vci/", "/.well-known/", "/status/", "/vct/")
+API_PREFIXES = ("/oid4vci/", "/.well-known/", "/status/", "/vct/", "/api/")
 #: OAuth endpoints answer in the shape RFC 6749 §5.2 prescribes; the rest of the API
 #: in the project's one JSON error document (``edges.errors``).
 OAUTH_PATHS = ("/oid4vci/token", "/oid4vci/nonce", "/oid4vci/credential")

@@ -186,6 +186,22 @@ def test_forged_issue_request_is_validated_again(city_app: Flask, clerk: FlaskCl
     assert rows(city_app) == [] and leaves(city_app) == 0
 
 
+@pytest.mark.parametrize("doc_type", ["juminhyo", "partnership"])
+@pytest.mark.parametrize(
+    "claims", ["0", "[]", '"text"', "null", '{"children": 5}', '{"children": [1, "x"]}']
+)
+def test_a_forged_issue_request_of_the_wrong_shape_is_a_400(
+    city_app: Flask, clerk: FlaskClient, doc_type: str, claims: str
+):
+    token = csrf_token(clerk, f"/certificates/new/{doc_type}")
+    response = clerk.post(
+        f"/certificates/issue/{doc_type}", data={"claims": claims, "csrf_token": token}
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert rows(city_app) == [] and leaves(city_app) == 0
+
+
 def test_missing_csrf_and_oversized_requests_write_nothing(city_app: Flask, clerk: FlaskClient):
     claims = json.dumps(doctypes.sample("juminhyo"), ensure_ascii=False)
     assert clerk.post("/certificates/issue/juminhyo", data={"claims": claims}).status_code == 400

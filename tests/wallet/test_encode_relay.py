@@ -222,6 +222,28 @@ def test_container_on_request(client, issuer_key) -> None:
     assert qr.decode_container(b64u_decode(body["container"])).presentation == pres
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("POST", "/api/encode", {"data": b"x" * (65 * 1024)}, 413),
+        ("POST", "/api/encode", {"json": [1]}, 400),
+        ("POST", "/api/encode", {"json": {"presentation": "hello"}}, 400),
+        ("PUT", "/relay/not-an-id", {"data": b"x" * 40}, 400),
+        ("PUT", "/relay/" + "A" * 26, {"data": b"x" * 10}, 400),
+        ("PUT", "/relay/" + "B" * 26, {"data": b"x" * (65 * 1024)}, 413),
+        ("GET", "/relay/" + "C" * 26, {}, 404),
+    ],
+)
+def test_encoder_and_relay_errors_are_the_one_error_document(
+    client, method, path, kwargs, status
+) -> None:
+    r = client.open(path, method=method, **kwargs)
+    assert r.status_code == status
+    error = r.get_json()["error"]
+    assert set(error) == {"code", "message"} and set(error["message"]) == {"ja", "en"}
+    assert all(error["message"].values()) and r.headers["Cache-Control"] == "no-store"
+
+
 def test_relay_counts_blobs_per_client_and_in_all(clock, issuer_key) -> None:
     app = make_app(RELAY_CLOCK=clock, RELAY_PER_CLIENT=2, RELAY_MAX_BLOBS=3)
     blob = sealed(issuer_key)[1]
