@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+import edges.openapi as edges_openapi
+
 from .results import CHECK_IDS, Status
 
 _REF = "#/components/schemas/"
@@ -106,26 +108,11 @@ _AGREEMENT = {
 }
 
 _ERROR = {
-    "type": "object",
+    **edges_openapi.ERROR,
     "description": (
         "Shomei's one JSON error document: the verifier's, the wallet's and the issuer's "
         "own APIs answer every error with it (the HTTP status says the kind)."
     ),
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {
-                    "type": "object",
-                    "required": ["ja", "en"],
-                    "properties": {"ja": {"type": "string"}, "en": {"type": "string"}},
-                },
-            },
-        }
-    },
 }
 
 _EVIDENCE = {
