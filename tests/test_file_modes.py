@@ -173,6 +173,7 @@ def test_a_directory_without_shomei_files_is_left_alone(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     (shared / "project").mkdir(parents=True)
     (shared / "project" / "a.txt").write_text("x")
+    os.chmod(shared / "project" / "a.txt", 0o644)  # whatever umask an app factory left
     os.chmod(shared, 0o755)
     assert files.tighten(shared) == []
     assert data_dir(shared) == shared

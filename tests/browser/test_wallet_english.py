@@ -238,6 +238,9 @@ def test_every_screen_in_english(browser: Any, demo: Demo, shots: Path) -> None:
     )
     assert_english(page, "offline list")
     page.locator(".cert-item", has_text=expected["contract"]).locator(".cert-open").click()
+    page.wait_for_selector(
+        '#detail-view:not([hidden]) #detail-claims > dt[data-claim="contract_number"]'
+    )
     labels = page.locator("#detail-claims > dt").all_inner_texts()
     assert doctypes.get("contract").label("contract_number", "en") in labels
     context.set_offline(False)
