@@ -120,8 +120,9 @@ def _open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image if image.mode == "L" else image.convert("L")
 
 
-def read_codes(image: Image.Image) -> list[str]:
-    """Return the text of every QR code in a decoded picture (8-bit grey).
+def read_codes(image: Image.Image | memoryview) -> list[str]:
+    """Return the text of every QR code in a decoded picture (8-bit grey): an image, or
+    its pixels as a memoryview of shape (height, width), read without a copy.
 
     Raises ``InvalidCredential`` when the reader fails on it.
     """

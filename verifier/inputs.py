@@ -139,8 +139,10 @@ class Decoder:
             except ShomeiError as e:
                 raise InputError("unreadable_image", e.ja, e.en) from None
 
-    def _first_page(self, pdf: bytes) -> Image.Image:
+    def _first_page(self, pdf: bytes) -> Image.Image | memoryview:
         bitmap = render.first_page(pdf, self.budget)
+        if bitmap.stride == bitmap.width:  # the reader takes the pixels as they are
+            return memoryview(bitmap.data).cast("B", (bitmap.height, bitmap.width))
         size = (bitmap.width, bitmap.height)
         return Image.frombuffer("L", size, bitmap.data, "raw", "L", bitmap.stride, 1)
 

@@ -19,10 +19,13 @@ pypdfium2.
 
 from __future__ import annotations
 
+import io
 import math
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
+from typing import cast
 
 #: Pixels per PDF unit (1/72 inch) for an ordinary page.
 SCALE = 3.0
@@ -63,7 +66,7 @@ class Bitmap:
     width: int
     height: int
     stride: int
-    data: bytes
+    data: bytearray
 
 
 def plan(
@@ -102,29 +105,60 @@ def command(budget: Budget) -> list[str]:
 
 
 def first_page(pdf: bytes, budget: Budget) -> Bitmap:
-    """Render the first page of ``pdf`` within ``budget``. Raises :class:`Refused`."""
+    """Render the first page of ``pdf`` within ``budget``. Raises :class:`Refused`.
+
+    The pixels are read straight into one buffer of the announced size (no second copy
+    of a render that may be tens of MiB), and the child is killed when it overruns its
+    wall time."""
+    child = subprocess.Popen(
+        command(budget),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    timer = threading.Timer(2 * budget.seconds + 1, child.kill)
+    timer.start()
     try:
-        done = subprocess.run(
-            command(budget),
-            input=pdf,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=2 * budget.seconds + 1,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:  # run() has killed the child
-        raise _too_complex() from None
-    if done.returncode != _OK:
-        raise _refusal(done.returncode, budget)
-    header, _, data = done.stdout.partition(b"\n")
+        data = _read_bitmap(child, pdf, budget)
+        code = child.wait()
+    finally:
+        timer.cancel()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+    if code != _OK:
+        raise _refusal(code, budget) if code > 0 else _too_complex()
+    if data is None:
+        raise _too_complex()
+    return data
+
+
+def _read_bitmap(child: subprocess.Popen[bytes], pdf: bytes, budget: Budget) -> Bitmap | None:
+    """Hand the child the PDF, then read its header line and exactly the pixels it
+    announces (None for anything else: a refusal's exit code says why)."""
+    assert child.stdin is not None and child.stdout is not None
     try:
-        width, height, stride = (int(v) for v in header[:_HEADER_MAX].split())
+        child.stdin.write(pdf)  # the child reads all of its input before it answers
+        child.stdin.close()
+    except BrokenPipeError:  # it stopped early: its exit code tells
+        return None
+    out = cast("io.BufferedReader", child.stdout)  # Popen's default buffered pipe
+    header = out.readline(_HEADER_MAX)
+    try:
+        width, height, stride = (int(v) for v in header.split())
     except ValueError:
-        raise _too_complex() from None
-    if not (0 < width <= stride and len(data) == stride * height and height > 0):
-        raise _too_complex()
-    if width * height > budget.max_pixels:
-        raise _too_complex()
+        return None
+    if not (0 < width <= stride and 0 < height) or width * height > budget.max_pixels:
+        return None
+    data = bytearray(stride * height)
+    view, got = memoryview(data), 0
+    while got < len(data) and (n := out.readinto(view[got:])):
+        got += n
+    if got != len(data) or out.read(1):
+        return None
     return Bitmap(width, height, stride, data)
 
 
