@@ -19,7 +19,6 @@ revoked since (:func:`revoked_keys`). Every refusal is audited and writes nothin
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+import issuer.contracts.links as links
 from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
@@ -35,7 +35,7 @@ from issuer.certificates.service import MAX_REASON
 from issuer.contracts.contractors import OpenContractor, open_contractor
 from issuer.contracts.models import Contractor, ContractorKeyLink, ContractorRevokedKey
 from issuer.contracts.records import ContractError, NotFound
-from issuer.contracts.signing import LinkError, NewLink, _hash
+from issuer.contracts.signing import LinkError, NewLink
 from issuer.keys.service import City
 
 
@@ -114,25 +114,15 @@ def replace_key(
         )
     if old is not None:
         _revoke_current(session, row, old, supervisor=supervisor, reason=reason, now=now)
-    session.execute(
-        update(ContractorKeyLink)
-        .where(
-            ContractorKeyLink.contractor_id == row.id,
-            ContractorKeyLink.used_at.is_(None),
-            ContractorKeyLink.expires_at > now,
-        )
-        .values(expires_at=now)
-    )
-    token = secrets.token_urlsafe(32)
-    session.add(
-        ContractorKeyLink(
-            contractor_id=row.id,
-            token_hash=_hash(token),
-            reason=reason,
-            created_by=supervisor.id,
-            created_at=now,
-            expires_at=now + ttl,
-        )
+    token = links.issue(
+        session,
+        ContractorKeyLink,
+        owner="contractor_id",
+        owner_id=row.id,
+        created_by=supervisor.id,
+        now=now,
+        ttl=ttl,
+        reason=reason,
     )
     details = {"contractor": row.public_id, **({"old_key_id": old} if old else {})}
     audit.record(
@@ -190,7 +180,7 @@ def _refused(session: Session, row: Contractor | None, reason: str, *, now: floa
 
 def _open_link(session: Session, token: str, *, now: float) -> tuple[ContractorKeyLink, Contractor]:
     link = session.scalar(
-        select(ContractorKeyLink).where(ContractorKeyLink.token_hash == _hash(token))
+        select(ContractorKeyLink).where(ContractorKeyLink.token_hash == links.token_hash(token))
     )
     if link is None:
         _refused(session, None, "unknown_key_link", now=now)
@@ -236,7 +226,10 @@ def register_new_key(session: Session, token: str, jwk: Any, *, now: float) -> s
         )
     used = session.execute(
         update(ContractorKeyLink)
-        .where(ContractorKeyLink.token_hash == _hash(token), ContractorKeyLink.used_at.is_(None))
+        .where(
+            ContractorKeyLink.token_hash == links.token_hash(token),
+            ContractorKeyLink.used_at.is_(None),
+        )
         .values(used_at=now)
     )
     taken = session.execute(

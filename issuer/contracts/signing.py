@@ -14,9 +14,7 @@ and writes nothing else. Every function takes ``now``; the service commits.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -25,6 +23,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 import issuer.contracts.agreements as agreements
+import issuer.contracts.links as links
 from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
@@ -80,10 +79,6 @@ class SigningPage:
 
 
 # ------------------------------------------------------------------ the signing link
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
 def create_link(
     session: Session, contract_id: str, *, clerk: User, now: float, ttl: float
 ) -> NewLink:
@@ -95,24 +90,14 @@ def create_link(
         raise ContractError(
             "受注者の署名を待っている契約ではありません", "not waiting for the contractor"
         )
-    session.execute(
-        update(ContractLink)
-        .where(
-            ContractLink.contract_id == contract.id,
-            ContractLink.used_at.is_(None),
-            ContractLink.expires_at > now,
-        )
-        .values(expires_at=now)
-    )
-    token = secrets.token_urlsafe(32)
-    session.add(
-        ContractLink(
-            contract_id=contract.id,
-            token_hash=_hash(token),
-            created_by=clerk.id,
-            created_at=now,
-            expires_at=now + ttl,
-        )
+    token = links.issue(
+        session,
+        ContractLink,
+        owner="contract_id",
+        owner_id=contract.id,
+        created_by=clerk.id,
+        now=now,
+        ttl=ttl,
     )
     contract.state = AWAITING_CONTRACTOR
     _audit(session, clerk.username, audit.CONTRACT_LINK_CREATED, contract, now=now)
@@ -121,7 +106,9 @@ def create_link(
 
 
 def _open_link(session: Session, token: str, *, now: float) -> tuple[ContractLink, Contract]:
-    link = session.scalar(select(ContractLink).where(ContractLink.token_hash == _hash(token)))
+    link = session.scalar(
+        select(ContractLink).where(ContractLink.token_hash == links.token_hash(token))
+    )
     if link is None:
         _refused(session, None, "unknown_link", now=now)
         raise LinkError("このリンクは無効です", "this link is not valid", status=404)
@@ -242,7 +229,7 @@ def sign_as_contractor(
         raise
     used = session.execute(
         update(ContractLink)
-        .where(ContractLink.token_hash == _hash(token), ContractLink.used_at.is_(None))
+        .where(ContractLink.token_hash == links.token_hash(token), ContractLink.used_at.is_(None))
         .values(used_at=now)
     )
     if cast("CursorResult[Any]", used).rowcount != 1:  # another request took the link first
