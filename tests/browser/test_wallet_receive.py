@@ -152,6 +152,9 @@ def test_receive_keep_present_and_delete(browser: Any, demo: Demo, shots: Path) 
     assert "氏" in claims and "山田" in claims and "住所" in claims
     assert "1980年4月1日（昭和55年4月1日）" in claims
     assert "令和元年5月1日" in claims  # address_since 2019-05-01
+    # 年齢到達, each member its own disclosure, resolved and labelled from /types.json.
+    assert "18歳以上" in claims and "20歳以上" in claims and "はい" in claims
+    assert "_sd" not in claims
     page.screenshot(path=str(shots / "05-details.png"), full_page=True)
 
     # Still there after a reload (IndexedDB), and in English on request.
