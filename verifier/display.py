@@ -1,6 +1,7 @@
 """The result page's content from a result document (DESIGN §5), for people.
 
-Claims get the labels of their document type's metadata; dates read in 西暦 and 和暦.
+Claims get the labels of their document type's metadata; dates read in 西暦 and 和暦,
+booleans (``age_equal_or_over``'s members: 20歳以上) はい / いいえ.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def _value(value: Any, lang: str) -> str:
             return doctypes.format_date(value, lang)
         except ValueError:
             return value
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):  # 20歳以上: はい
+        return pick(lang, "はい", "Yes") if value else pick(lang, "いいえ", "No")
+    if value is None:
         return json.dumps(value)
     if isinstance(value, int | float):
         return f"{value:,}"

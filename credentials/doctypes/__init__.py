@@ -7,7 +7,10 @@ Type Metadata with ja and en labels, its ``vct`` a ``{issuer}`` placeholder).
 
 Selective disclosure is per top-level claim: every top-level claim is ``"sd": "always"``
 except those in :attr:`DocumentType.never_disclosable`; a nested member (``period.start``,
-``children[0].birthdate``) travels inside its parent's disclosure, hence ``"sd": "never"``.
+``children[0].birthdate``) travels inside its parent's disclosure, hence ``"sd": "never"``
+— except the members of the objects in :attr:`DocumentType.member_disclosable`
+(a 住民票's ``age_equal_or_over``), each ``"sd": "always"`` with a disclosure of its own.
+``age_equal_or_over`` is computed by the issuer (:mod:`.ages`), never entered.
 Display entries carry both ``lang`` (type metadata up to draft -11) and ``locale``
 (draft -12 on), so wallets of either generation find the labels.
 
@@ -35,6 +38,7 @@ from ..errors import ValidationError
 from ._fastcheck import Check, Issue, Path, compile_schema
 from ._messages import Labels, Message, describe, from_schema_error, parse_path, path_text, phrase
 from ._rules import RULES
+from .ages import AGE_THRESHOLDS, age_equal_or_over, age_on, issuance_date
 from .codes import (
     corporate_number_check_digit,
     is_valid_corporate_number,
@@ -44,21 +48,28 @@ from .codes import (
 from .dates import format_date, parse_date, parse_datetime
 
 __all__ = [
+    "AGE_CLAIM",
+    "AGE_THRESHOLDS",
     "DOCUMENT_TYPES",
     "SAMPLES",
     "DocumentType",
+    "age_equal_or_over",
+    "age_on",
     "corporate_number_check_digit",
     "format_date",
     "from_vct",
     "get",
     "is_valid_corporate_number",
     "is_valid_municipality_code",
+    "issuance_date",
     "municipality_check_digit",
     "parse_date",
     "parse_datetime",
     "sample",
     "validate_claims",
 ]
+
+AGE_CLAIM = "age_equal_or_over"
 
 _NOT_AN_OBJECT = (
     "",
@@ -75,8 +86,9 @@ def _no_rules(_claims: dict[str, Any]) -> list[Issue]:
 class DocumentType:
     """One kind of certificate: its claims schema, type metadata and issuance defaults.
 
-    ``never_disclosable`` (top-level claims always issued in the clear) is read from
-    the metadata, so the two cannot disagree.
+    ``never_disclosable`` (top-level claims always issued in the clear) and
+    ``member_disclosable`` (top-level objects whose members are disclosed one by one)
+    are read from the metadata, so the two cannot disagree.
     """
 
     name: str
@@ -84,6 +96,7 @@ class DocumentType:
     metadata_template: dict[str, Any] = field(repr=False, compare=False)
     default_validity_days: int
     never_disclosable: frozenset[str] = field(init=False)
+    member_disclosable: frozenset[str] = field(init=False)
     _check: Check = field(init=False, repr=False, compare=False)
     _validator: Any = field(init=False, repr=False, compare=False)
     _rule: Callable[[dict[str, Any]], list[Issue]] = field(init=False, repr=False, compare=False)
@@ -96,8 +109,12 @@ class DocumentType:
         never = frozenset(
             c["path"][0] for c in claims if len(c["path"]) == 1 and c["sd"] == "never"
         )
+        members = frozenset(
+            c["path"][0] for c in claims if len(c["path"]) == 2 and c["sd"] == "always"
+        )
         derived = {
             "never_disclosable": never,
+            "member_disclosable": members,
             "_check": compile_schema(self.schema),
             "_validator": Draft202012Validator(self.schema),
             "_rule": RULES.get(self.name, _no_rules),

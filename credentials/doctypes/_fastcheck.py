@@ -35,6 +35,7 @@ _ANNOTATIONS = frozenset(
 _KEYWORDS = {
     "string": frozenset({"type", "minLength", "maxLength", "pattern", "enum", "format"}),
     "integer": frozenset({"type", "minimum", "maximum"}),
+    "boolean": frozenset({"type"}),
     "object": frozenset({"type", "properties", "required", "additionalProperties"}),
     "array": frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"}),
 }
@@ -97,7 +98,13 @@ def compile_schema(schema: Mapping[str, Any]) -> Check:
         unknown = set(sub) - _KEYWORDS[kind] - _ANNOTATIONS
         if unknown:
             raise ValueError(f"unsupported keywords {sorted(unknown)}")
-        builders = {"string": _string, "integer": _integer, "object": _object, "array": _array}
+        builders = {
+            "string": _string,
+            "integer": _integer,
+            "boolean": _boolean,
+            "object": _object,
+            "array": _array,
+        }
         return builders[kind](sub, node)
 
     def ref(sub: Mapping[str, Any]) -> Check:
@@ -158,6 +165,13 @@ def _integer(sub: Mapping[str, Any], _node: Callable[[Mapping[str, Any]], Check]
                 issues.append((path, "integer"))
             return False
         return True
+
+    return check
+
+
+def _boolean(_sub: Mapping[str, Any], _node: Callable[[Mapping[str, Any]], Check]) -> Check:
+    def check(value: Any, _path: Path, _issues: list[Issue] | None) -> bool:
+        return isinstance(value, bool)
 
     return check
 

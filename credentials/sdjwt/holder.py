@@ -76,6 +76,32 @@ def claim_names(sd_jwt: str) -> list[str]:
     return list(dict.fromkeys(owners[d.digest] for d in discs.values() if d.digest in owners))
 
 
+def _member_digests(
+    payload: Mapping[str, Any], disclosures: Mapping[str, Disclosure], path: str
+) -> set[str]:
+    """The digests of the disclosures revealing member ``b`` of top-level object ``a``
+    (``path`` ``"a.b"``): the parent's, when it is itself disclosable, and the member's.
+    Empty when the credential has no such selectively disclosable member."""
+    parent, dot, member = path.partition(".")
+    if not dot or not member:
+        return set()
+    found: set[str] = set()
+    value = payload.get(parent)
+    if value is None:  # the parent is disclosable: find its disclosure at the top
+        top = payload.get("_sd")
+        for digest in top if isinstance(top, list) else ():
+            d = disclosures.get(digest) if isinstance(digest, str) else None
+            if d is not None and d.name == parent:
+                found.add(d.digest)
+                value = d.value
+    sd = value.get("_sd") if isinstance(value, dict) else None
+    for digest in sd if isinstance(sd, list) else ():
+        d = disclosures.get(digest) if isinstance(digest, str) else None
+        if d is not None and d.name == member:
+            return found | {d.digest}
+    return set()
+
+
 def present(
     sd_jwt: str,
     *,
@@ -85,7 +111,10 @@ def present(
     aud: str | None = None,
     iat: int | None = None,
 ) -> str:
-    """The holder's presentation revealing only the top-level claims in ``disclose``.
+    """The holder's presentation revealing only the claims in ``disclose``: top-level
+    names (with everything inside them), or ``name.member`` for one selectively
+    disclosable member of an object (its parent's disclosure comes along, not the
+    other members').
 
     With ``holder_key``, appends a key-binding JWT over ``nonce``, ``aud``, ``iat`` and
     the presentation's ``sd_hash``. Raises ``ValueError`` for a claim the credential
@@ -93,16 +122,23 @@ def present(
     """
     parsed = ParsedSdJwt.parse(sd_jwt)
     discs = _parse_disclosures(parsed.disclosures)
-    owners = _claim_owner_map(parsed.unverified_payload, {d.digest: d for d in discs})
+    by_digest = {d.digest: d for d in discs}
+    owners = _claim_owner_map(parsed.unverified_payload, by_digest)
     available = set(owners.values())
-    missing = [n for n in disclose if n not in available]
+    wanted = {n for n in disclose if n in available}
+    members = {
+        n: _member_digests(parsed.unverified_payload, by_digest, n)
+        for n in disclose
+        if n not in available
+    }
+    missing = [n for n, found in members.items() if not found]
     if missing:
         raise ValueError(
             f"この証明書にない項目です: {', '.join(missing)} / not in this credential: "
             f"{', '.join(missing)} (available: {', '.join(sorted(available))})"
         )
-    wanted = set(disclose)
-    chosen = [d.encoded for d in discs if owners.get(d.digest) in wanted]
+    extra = {digest for found in members.values() for digest in found}
+    chosen = [d.encoded for d in discs if owners.get(d.digest) in wanted or d.digest in extra]
     text = "~".join([parsed.jwt, *chosen]) + "~"
     if holder_key is None:
         return text

@@ -82,6 +82,25 @@ def _check_nested_names(path: str, node: Any) -> None:
             _check_nested_names(f"{path}[{i}]", v)
 
 
+def _conceal_members(
+    claims: Mapping[str, Any], names: Collection[str], salt_source: SaltSource
+) -> tuple[Mapping[str, Any], list[Disclosure]]:
+    """``claims`` with each object named in ``names`` replaced by ``{"_sd": digests}``
+    of its members, and the members' disclosures."""
+    if not any(n in claims for n in names):
+        return claims, []
+    out, disclosures = dict(claims), []
+    for name in (n for n in claims if n in names):
+        value = claims[name]
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError(f"{name!r} must be an object to disclose its members one by one")
+        keys = list(value)
+        made = _make_disclosures(value, keys, salt_source(SALT_BYTES * len(keys)))
+        out[name] = {"_sd": sorted(d.digest for d in made)}
+        disclosures.extend(made)
+    return out, disclosures
+
+
 def issue(
     claims: Mapping[str, Any],
     *,
@@ -92,6 +111,7 @@ def issue(
     exp: int | None,
     nbf: int | None = None,
     always_plain: Collection[str] = (),
+    disclosable_members: Collection[str] = (),
     holder_jwk: Mapping[str, str] | None = None,
     status: Mapping[str, Any] | None = None,
     decoys: int = 0,
@@ -100,9 +120,13 @@ def issue(
     """Sign an SD-JWT VC in which every top-level claim except ``always_plain`` is
     selectively disclosable.
 
+    The members of an object claim named in ``disclosable_members`` are each
+    selectively disclosable too (RFC 9901 §6.3, recursive disclosures): the object
+    holds only their digests, so a holder can disclose one member and not the others.
     ``decoys`` adds that many random digests so the number of hidden claims leaks less.
     Raises ``ValueError`` for a claim name the format reserves, at the top level or
-    (``_sd``, ``...``) nested inside a value.
+    (``_sd``, ``...``) nested inside a value, and for a ``disclosable_members`` claim
+    that is not an object.
     """
     if not _RESERVED_AT_TOP.isdisjoint(claims):
         name = next(n for n in claims if n in _RESERVED_AT_TOP)
@@ -110,10 +134,12 @@ def issue(
     for name, value in claims.items():
         if isinstance(value, dict | list):
             _check_nested_names(name, value)
+    claims, members = _conceal_members(claims, disclosable_members, salt_source)
     sd_names = [n for n in claims if n not in always_plain]
     salts = salt_source(SALT_BYTES * (len(sd_names) + decoys))
-    disclosures = tuple(_make_disclosures(claims, sd_names, salts))
-    digests = [d.digest for d in disclosures]
+    top = _make_disclosures(claims, sd_names, salts)
+    disclosures = (*members, *top)
+    digests = [d.digest for d in top]
     base = SALT_BYTES * len(sd_names)
     digests += [
         b64e(hashlib.sha256(salts[base + i * SALT_BYTES : base + (i + 1) * SALT_BYTES]).digest())

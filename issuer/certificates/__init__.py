@@ -35,6 +35,7 @@ from issuer.certificates.service import (
     status_list,
     swap_partners,
     validated,
+    with_computed_claims,
 )
 
 __all__ = [
@@ -68,4 +69,5 @@ __all__ = [
     "status_list",
     "swap_partners",
     "validated",
+    "with_computed_claims",
 ]

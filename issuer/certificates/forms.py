@@ -28,12 +28,13 @@ class Field:
 
 
 def fields(doc_type: str) -> list[Field]:
-    """The form's top-level fields, in schema order (partnership children apart)."""
+    """The form's top-level fields, in schema order (partnership children apart; a
+    住民票's ``age_equal_or_over`` is the issuer's to compute, not a field)."""
     dt = doctypes.get(doc_type)
     required = set(dt.schema.get("required", ()))
     out = []
     for name, spec in dt.schema["properties"].items():
-        if name == "children":
+        if name in ("children", doctypes.AGE_CLAIM):
             continue
         ref = spec.get("$ref", "")
         kind = "date" if ref.endswith("/date") else "sex" if ref.endswith("/sex") else "text"

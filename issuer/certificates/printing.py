@@ -333,7 +333,7 @@ def moment(timestamp: float) -> str:
 
 def display_value(dt: doctypes.DocumentType, path: str, value: Any) -> str:
     """A claim value as printed: dates in 西暦 and 和暦, list items on their own lines,
-    nested members under their labels."""
+    nested members under their labels, booleans as はい / いいえ."""
     if isinstance(value, list):
         if all(isinstance(v, str) for v in value):
             return "、".join(value)
@@ -346,6 +346,8 @@ def display_value(dt: doctypes.DocumentType, path: str, value: Any) -> str:
         return " ".join(parts)
     if isinstance(value, str) and _is_date(value):
         return format_date(value)
+    if isinstance(value, bool):  # 18歳以上: はい
+        return "はい" if value else "いいえ"
     return str(value)
 
 

@@ -105,13 +105,16 @@ def validated(
     include_household: bool = False,
     include_domicile: bool = False,
 ) -> dict[str, Any]:
-    """The claims that would be issued: a 住民票's household and domicile fields left
-    out unless asked for, then validated. Raises ``ValidationError`` and ValueError for
-    a document type the clerk does not issue."""
+    """The claims that would be issued as the clerk entered them: a 住民票's household
+    and domicile fields left out unless asked for, ``age_equal_or_over`` left out (the
+    issuer computes it at issuance: :func:`with_computed_claims`), then validated.
+    Raises ``ValidationError`` and ValueError for a document type the clerk does not
+    issue."""
     if doc_type not in (JUMINHYO, PARTNERSHIP):
         raise ValueError(f"the clerk does not issue {doc_type!r}")
     wanted = dict(claims)
     if doc_type == JUMINHYO:
+        wanted.pop(doctypes.AGE_CLAIM, None)
         for asked, names in (
             (include_household, HOUSEHOLD_FIELDS),
             (include_domicile, DOMICILE_FIELDS),
@@ -161,6 +164,23 @@ def issue_validated(
     return _issue_one(session, doc_type, valid, city=city, clerk=clerk, now=now)
 
 
+def with_computed_claims(doc_type: str, claims: Mapping[str, Any], *, now: float) -> dict[str, Any]:
+    """``claims`` with what the issuer computes rather than the clerk enters: for a
+    住民票, ``age_equal_or_over`` on the issuance date in Japan (after ``birthdate``,
+    replacing any value given)."""
+    dt = doctypes.get(doc_type)
+    if doctypes.AGE_CLAIM not in dt.schema["properties"] or "birthdate" not in claims:
+        return dict(claims)
+    ages = doctypes.age_equal_or_over(claims["birthdate"], on=doctypes.issuance_date(now))
+    out: dict[str, Any] = {}
+    for name, value in claims.items():
+        if name != doctypes.AGE_CLAIM:
+            out[name] = value
+        if name == "birthdate":
+            out[doctypes.AGE_CLAIM] = ages
+    return out
+
+
 def _issue_one(
     session: Session,
     doc_type: str,
@@ -171,6 +191,7 @@ def _issue_one(
     now: float,
 ) -> Certificate:
     dt = doctypes.get(doc_type)
+    claims = with_computed_claims(doc_type, claims, now=now)
     list_row, index = _allocate(session, now)
     iat = int(now)
     exp = iat + dt.default_validity_days * DAY
@@ -182,6 +203,7 @@ def _issue_one(
         iat=iat,
         exp=exp,
         always_plain=dt.never_disclosable,
+        disclosable_members=dt.member_disclosable,
         status={"status_list": {"idx": index, "uri": city.status_uri(list_row.id)}},
     )
     leaf = merkle.leaf_hash(issued.jwt)

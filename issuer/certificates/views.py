@@ -96,7 +96,9 @@ def preview(doc_type: str) -> ResponseReturnValue:
         "issuer/certificates/preview.html",
         doc_type=doc_type,
         dt=dt,
-        claims=valid,
+        # What the certificate will say, computed claims included (年齢到達 as of today);
+        # the form posts only what the clerk entered: issuance computes the rest again.
+        claims=certificates.with_computed_claims(doc_type, valid, now=time.time()),
         claims_json=json.dumps(valid, ensure_ascii=False),
         date_fields={f.name for f in forms.fields(doc_type) if f.kind == "date"},
         options=options,

@@ -18,6 +18,7 @@ from issuer.keys.service import City
 CONFIGURATIONS = (certificates.JUMINHYO, certificates.PARTNERSHIP, "contract")
 PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 OFFER_SCHEME = "openid-credential-offer://"
+OFFER_PATH = "/oid4vci/offers/"  # + the offer's reference: the credential_offer_uri
 PROOF_TYP = "openid4vci-proof+jwt"
 FORMAT = "dc+sd-jwt"
 DEFAULT_OFFER_TTL = 600
@@ -50,7 +51,7 @@ class NewOffer:
     pre_authorized_code: str
     tx_code: str
     expires_at: float
-    uri: str  # openid-credential-offer://?credential_offer=…
+    uri: str  # openid-credential-offer://?credential_offer_uri=…
 
     def __repr__(self) -> str:
         return f"NewOffer(public_id={self.public_id!r})"
@@ -60,20 +61,17 @@ class NewOffer:
 class TokenGrant:
     access_token: str
     expires_in: int
-    c_nonce: str
-    c_nonce_expires_in: int
 
     def __repr__(self) -> str:
         return "TokenGrant(…)"
 
     def to_json(self) -> dict[str, Any]:
-        """The token response (RFC 6749 §5.1, with the c_nonce of earlier drafts)."""
+        """The token response (RFC 6749 §5.1). OpenID4VCI 1.0 hands out ``c_nonce``
+        values at the Nonce Endpoint only, so none is here."""
         return {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
-            "c_nonce": self.c_nonce,
-            "c_nonce_expires_in": self.c_nonce_expires_in,
         }
 
 
@@ -103,6 +101,21 @@ def _display(dt: doctypes.DocumentType) -> list[dict[str, str]]:
     ]
 
 
+def _claims(dt: doctypes.DocumentType) -> list[dict[str, Any]]:
+    """The claims description (OpenID4VCI 1.0 Appendix B.2) from the type metadata:
+    every path with its labels as ``name``, and ``mandatory`` where the type says so."""
+    out = []
+    for claim in dt.metadata_template["claims"]:
+        entry: dict[str, Any] = {
+            "path": claim["path"],
+            "display": [{"name": d["label"], "locale": d["locale"]} for d in claim["display"]],
+        }
+        if claim.get("mandatory"):
+            entry["mandatory"] = True
+        out.append(entry)
+    return out
+
+
 def issuer_metadata(city: City) -> dict[str, Any]:
     """The Credential Issuer Metadata (OpenID4VCI 1.0 §12.2): endpoints and one
     configuration per document type the clerk issues (its id is the type's name)."""
@@ -117,8 +130,7 @@ def issuer_metadata(city: City) -> dict[str, Any]:
             "cryptographic_binding_methods_supported": ["jwk"],
             "credential_signing_alg_values_supported": [_jws.ALG],
             "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": [_jws.ALG]}},
-            "credential_metadata": {"display": _display(dt)},
-            "display": _display(dt),  # where drafts before 1.0 looked for it
+            "credential_metadata": {"display": _display(dt), "claims": _claims(dt)},
         }
     return {
         "credential_issuer": iss,
@@ -161,6 +173,20 @@ def offer_document(issuer_id: str, configuration: str, code: str) -> dict[str, A
 
 
 def offer_uri(document: dict[str, Any]) -> str:
-    """The offer by value, as a deep link a wallet's QR scanner opens."""
+    """The offer by value (§4.1.2), as a deep link a wallet's QR scanner opens: a
+    version 19 QR code for one of ours, too dense for a phone at arm's length."""
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     return f"{OFFER_SCHEME}?credential_offer={quote(text, safe='')}"
+
+
+def offer_location(issuer_id: str, reference: str) -> str:
+    """Where the issuer serves the offer of ``reference`` (an unguessable id)."""
+    return f"{issuer_id}{OFFER_PATH}{reference}"
+
+
+def offer_reference_uri(issuer_id: str, reference: str) -> str:
+    """The offer by reference (§4.1.3): ``credential_offer_uri`` names the issuer's
+    URL of the offer document, so the QR code stays small (version 7 for a typical
+    issuer name). ``:`` and ``/`` may stand unescaped in a query (RFC 3986 §3.4)."""
+    location = quote(offer_location(issuer_id, reference), safe=":/")
+    return f"{OFFER_SCHEME}?credential_offer_uri={location}"

@@ -1,9 +1,12 @@
 """Delivering an issued certificate to the resident's wallet: OpenID4VCI 1.0, the
 pre-authorized code flow with a tx_code. No Flask.
 
-1. The clerk creates an offer for a valid certificate (:func:`create_offer`): a random
-   pre-authorized code goes into a ``openid-credential-offer://`` QR code, a 6-digit
-   tx_code is shown to the resident. Only their hashes are stored; the offer expires
+1. The clerk creates an offer for a valid certificate (:func:`create_offer`): a
+   ``openid-credential-offer://`` QR code names the offer by reference
+   (``credential_offer_uri``, an unguessable id), a 6-digit tx_code is shown to the
+   resident. The wallet fetches the offer document there (:func:`offer_by_reference`)
+   while the offer waits: it carries the pre-authorized code, derived from the id
+   under a MAC key (so only hashes are stored, as for the tx_code). The offer expires
    and works once.
 2. The wallet exchanges code and tx_code for an access token (:func:`exchange_code`).
    A wrong tx_code counts; :data:`MAX_TX_ATTEMPTS` of them block the offer.
@@ -12,9 +15,10 @@ pre-authorized code flow with a tx_code. No Flask.
    status-list entry (revoking the certificate revokes this copy), same ``exp``, its
    leaf queued for anchoring in the same transaction.
 
-``c_nonce`` values are stateless (an expiry and random bytes under a MAC derived from
-the storage key), so the unauthenticated nonce endpoint writes nothing; a proof
-consumes its nonce in ``oid4vci_used_nonces``, so each works once.
+``c_nonce`` values (from the Nonce Endpoint only, as in 1.0) are stateless (an expiry
+and random bytes under a MAC derived from the storage key), so the unauthenticated
+nonce endpoint writes nothing; a proof consumes its nonce in ``oid4vci_used_nonces``,
+so each works once.
 
 A refused request raises :class:`OfferError` carrying the OAuth / OpenID4VCI error
 code; the only thing written then is the audit entry (and a wrong tx_code's count).
@@ -38,7 +42,8 @@ from anchor.anchoring import evidence_json
 from anchor.config import ChainConfig
 from anchor.queue import AnchorEvidence, enqueue, find_evidence
 from credentials import doctypes, sdjwt
-from credentials.errors import ShomeiError
+from credentials.encoding import b64e
+from credentials.errors import CodedError, ShomeiError
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
@@ -55,13 +60,11 @@ from issuer.oid4vci.models import (
 from issuer.oid4vci.proofs import (
     _consume_nonce,
     check_nonce,
-    mint_nonce,
     proof_jwt,
     verify_proof,
 )
 from issuer.oid4vci.protocol import (
     MAX_TX_ATTEMPTS,
-    NONCE_TTL,
     PRE_AUTHORIZED_GRANT,
     TOKEN_TTL,
     TX_CODE_LENGTH,
@@ -73,8 +76,22 @@ from issuer.oid4vci.protocol import (
     TokenGrant,
     _hash,
     offer_document,
-    offer_uri,
+    offer_reference_uri,
 )
+
+_CODE_LABEL = b"shomei oid4vci pre-authorized_code v1"
+
+
+class OfferUnavailable(CodedError):
+    """No offer waits under this reference: unknown, used, blocked or expired."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "offer_unavailable",
+            "この受け取りは期限切れか、すでに使われています。窓口で新しいQRコードを出してもらってください",
+            "this offer has expired or was already used: ask the counter for a new QR code",
+            status=404,
+        )
 
 
 def _tx_hash(code: str, tx_code: str) -> bytes:
@@ -85,6 +102,13 @@ def _tx_hash(code: str, tx_code: str) -> bytes:
 
 
 # ------------------------------------------------------------------ offers
+def _offer_code(city: City, reference: str) -> str:
+    """The pre-authorized code of the offer with ``reference``: a MAC of it under a
+    key derived from the storage key, so the code is stored nowhere but as a hash."""
+    key = hmac.new(city.storage_key, _CODE_LABEL, hashlib.sha256).digest()
+    return b64e(hmac.new(key, reference.encode("utf-8"), hashlib.sha256).digest())
+
+
 def create_offer(
     session: Session, cert_id: str, *, city: City, clerk: User, now: float, ttl: float
 ) -> NewOffer:
@@ -98,7 +122,8 @@ def create_offer(
             "有効な証明書だけをウォレットに送れます",
             "only a valid certificate can be sent to a wallet",
         )
-    code = secrets.token_urlsafe(32)
+    reference = secrets.token_urlsafe(16)
+    code = _offer_code(city, reference)
     tx_code = f"{secrets.randbelow(10**TX_CODE_LENGTH):0{TX_CODE_LENGTH}d}"
     offer = Offer(
         public_id=secrets.token_urlsafe(16),
@@ -115,14 +140,32 @@ def create_offer(
     session.flush()
     _audit(session, audit.OFFER_CREATED, offer, certificate, now=now, actor=clerk.username)
     session.commit()
-    document = offer_document(city.issuer_id, certificate.doc_type, code)
     return NewOffer(
         public_id=offer.public_id,
         pre_authorized_code=code,
         tx_code=tx_code,
         expires_at=offer.expires_at,
-        uri=offer_uri(document),
+        uri=offer_reference_uri(city.issuer_id, reference),
     )
+
+
+def offer_by_reference(
+    session: Session, reference: str, *, city: City, now: float
+) -> dict[str, Any]:
+    """The Credential Offer document behind a ``credential_offer_uri``, served while
+    the offer waits for its code to be exchanged (not after, not once expired or
+    blocked). Writes nothing. Raises :class:`OfferUnavailable`."""
+    if not 16 <= len(reference) <= 64:
+        raise OfferUnavailable
+    code = _offer_code(city, reference)
+    row = session.execute(
+        select(Offer.state, Offer.expires_at, Certificate.doc_type)
+        .join(Certificate, Offer.certificate_id == Certificate.id)
+        .where(Offer.code_hash == _hash(code))
+    ).one_or_none()
+    if row is None or row.state != OFFERED or row.expires_at <= now:
+        raise OfferUnavailable
+    return offer_document(city.issuer_id, row.doc_type, code)
 
 
 def offer_state(session: Session, offer_id: str, *, cert_id: str, now: float) -> str | None:
@@ -178,7 +221,6 @@ def exchange_code(
     grant_type: str | None,
     code: str | None,
     tx_code: str | None,
-    city: City,
     now: float,
 ) -> TokenGrant:
     """The token response for a pre-authorized code and its tx_code (committed).
@@ -241,12 +283,7 @@ def exchange_code(
     offer.access_token_hash = _hash(access_token)
     offer.token_expires_at = now + TOKEN_TTL
     session.commit()
-    return TokenGrant(
-        access_token=access_token,
-        expires_in=TOKEN_TTL,
-        c_nonce=mint_nonce(city, now=now),
-        c_nonce_expires_in=NONCE_TTL,
-    )
+    return TokenGrant(access_token=access_token, expires_in=TOKEN_TTL)
 
 
 # ------------------------------------------------------------------ delivery
@@ -339,6 +376,7 @@ def _issue_bound(
         iat=int(now),
         exp=int(certificate.expires_at),
         always_plain=dt.never_disclosable,
+        disclosable_members=dt.member_disclosable,
         holder_jwk=proof.jwk,
         status={
             "status_list": {

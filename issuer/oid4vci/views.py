@@ -2,7 +2,8 @@
 
 Public and wallet-facing (JSON, no sign-in, no CSRF — they are not cookie
 authenticated): the issuer and authorization server metadata, ``POST /oid4vci/token``,
-``POST /oid4vci/nonce``, ``POST /oid4vci/credential`` (Bearer) and the anchor evidence
+``GET /oid4vci/offers/<reference>`` (the offer by reference), ``POST /oid4vci/nonce``,
+``POST /oid4vci/credential`` (Bearer) and the anchor evidence
 ``GET /oid4vci/evidence/<leaf hex>``. Every refusal is a JSON error, never a page.
 
 The clerk's offer page is the certificate's (``issuer.certificates.views``).
@@ -107,6 +108,20 @@ def authorization_server() -> ResponseReturnValue:
 
 
 # ------------------------------------------------------------------ wallet API
+@bp.get("/oid4vci/offers/<reference>")
+def offer(reference: str) -> ResponseReturnValue:
+    """The Credential Offer behind a ``credential_offer_uri`` (OpenID4VCI 1.0 §4.1.3)."""
+    try:
+        document = oid4vci.offer_by_reference(
+            get_session(), reference, city=city(), now=time.time()
+        )
+    except oid4vci.OfferUnavailable as e:
+        response = json_error(e)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return _no_store(document)
+
+
 @bp.post("/oid4vci/token")
 @csrf.exempt
 def token() -> ResponseReturnValue:
@@ -121,7 +136,6 @@ def token() -> ResponseReturnValue:
             grant_type=form.get("grant_type"),
             code=form.get("pre-authorized_code"),
             tx_code=form.get("tx_code"),
-            city=city(),
             now=time.time(),
         )
     except oid4vci.OfferError as e:
@@ -148,15 +162,9 @@ def credential() -> ResponseReturnValue:
         body = loads_bounded(raw) if request.is_json else None
     except ValueError:
         body = None
-    issuer = city()
-    now = time.time()
     try:
-        delivered = oid4vci.deliver(get_session(), access_token, body, city=issuer, now=now)
-    except oid4vci.NonceError as e:
-        return _refused(
-            e, c_nonce=oid4vci.mint_nonce(issuer, now=now), c_nonce_expires_in=oid4vci.NONCE_TTL
-        )
-    except oid4vci.OfferError as e:
+        delivered = oid4vci.deliver(get_session(), access_token, body, city=city(), now=time.time())
+    except oid4vci.OfferError as e:  # invalid_nonce too: the wallet asks the nonce endpoint
         return _refused(e)
     return _no_store({"credentials": [{"credential": delivered.credential}]})
 

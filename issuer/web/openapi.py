@@ -49,8 +49,27 @@ _CONFIGURATION = {
         "cryptographic_binding_methods_supported": _STRINGS,
         "credential_signing_alg_values_supported": _STRINGS,
         "proof_types_supported": {"type": "object"},
-        "credential_metadata": {"type": "object", "properties": {"display": _DISPLAY}},
-        "display": _DISPLAY,
+        "credential_metadata": {
+            "type": "object",
+            "required": ["display", "claims"],
+            "properties": {
+                "display": _DISPLAY,
+                "claims": {
+                    "type": "array",
+                    "description": "OpenID4VCI 1.0 Appendix B.2: every claim path, "
+                    "its labels and whether it is mandatory.",
+                    "items": {
+                        "type": "object",
+                        "required": ["path", "display"],
+                        "properties": {
+                            "path": {"type": "array", "items": {"type": ["string", "null"]}},
+                            "mandatory": {"type": "boolean"},
+                            "display": _DISPLAY,
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -59,13 +78,23 @@ _SCHEMAS: dict[str, Any] = {
     "OAuthError": {
         "type": "object",
         "description": "The error of the OAuth endpoints (RFC 6749 §5.2, OpenID4VCI "
-        "§8.3.1.2); an `invalid_nonce` carries a fresh `c_nonce`.",
+        "§8.3.1.2); after an `invalid_nonce` the wallet asks the nonce endpoint again.",
         "required": ["error", "error_description"],
         "properties": {
             "error": _STRING,
             "error_description": _STRING,
-            "c_nonce": _STRING,
-            "c_nonce_expires_in": {"type": "integer"},
+            "attempts_remaining": {"type": "integer"},
+        },
+    },
+    "CredentialOffer": {
+        "type": "object",
+        "description": "OpenID4VCI 1.0 §4.1.1: one configuration, the pre-authorized "
+        "code grant with a 6-digit tx_code.",
+        "required": ["credential_issuer", "credential_configuration_ids", "grants"],
+        "properties": {
+            "credential_issuer": _STRING,
+            "credential_configuration_ids": _STRINGS,
+            "grants": {"type": "object"},
         },
     },
     "CredentialIssuerMetadata": {
@@ -128,13 +157,11 @@ _SCHEMAS: dict[str, Any] = {
     },
     "TokenResponse": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "c_nonce", "c_nonce_expires_in"],
+        "required": ["access_token", "token_type", "expires_in"],
         "properties": {
             "access_token": _STRING,
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer"},
-            "c_nonce": _STRING,
-            "c_nonce_expires_in": {"type": "integer"},
         },
     },
     "CredentialResponse": {
@@ -251,6 +278,18 @@ def _wallet_paths(max_body: int) -> dict[str, Any]:
             _ok("The metadata.", "JwtVcIssuerMetadata"),
             operationId="jwt_vc_issuer_metadata",
         ),
+        "/oid4vci/offers/{reference}": _get(
+            "The Credential Offer behind a credential_offer_uri (OpenID4VCI 1.0 §4.1.3)",
+            {
+                **_ok("The offer, while it waits for its code to be exchanged.", "CredentialOffer"),
+                "404": error_response(
+                    "No offer waits under this reference: unknown, used, blocked or "
+                    "expired (`offer_unavailable`)."
+                ),
+            },
+            operationId="credential_offer",
+            parameters=[_path_param("reference", _STRING, "the offer's unguessable id")],
+        ),
         "/oid4vci/token": {
             "post": {
                 "summary": "Exchange a pre-authorized code and its tx_code for an access token",
@@ -275,7 +314,7 @@ def _wallet_paths(max_body: int) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    **_ok("The access token and a c_nonce.", "TokenResponse"),
+                    **_ok("The access token.", "TokenResponse"),
                     "400": _oauth("Not form-encoded, or an invalid grant or tx_code."),
                     "413": too_large,
                 },

@@ -198,3 +198,36 @@ def test_offer_links(page: Any, form: str):
         "https://example.com/?q=1",
     )
     assert bad == "offer"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "openid-credential-offer://?credential_offer_uri=https://city.example/oid4vci/offers/x",
+            {"uri": "https://city.example/oid4vci/offers/x"},
+        ),
+        (
+            "http://127.0.0.1:5200/?credential_offer_uri="
+            "http%3A%2F%2F127.0.0.1%3A5000%2Foid4vci%2Foffers%2Fy",
+            {"uri": "http://127.0.0.1:5000/oid4vci/offers/y"},
+        ),
+        ("openid-credential-offer://?credential_offer_uri=javascript:alert(1)", "offer"),
+        ("openid-credential-offer://?credential_offer_uri=https://a/&credential_offer={}", "offer"),
+    ],
+)
+def test_offer_by_reference_links(page: Any, text: str, expected: Any):
+    found = js(
+        page,
+        "receive",
+        "try { return m.locateOffer(arg); } catch (e) { return e.kind; }",
+        text,
+    )
+    assert found == expected
+    by_value_only = js(
+        page,
+        "receive",
+        "try { m.parseOffer(arg); return 'parsed'; } catch (e) { return e.kind; }",
+        text,
+    )
+    assert by_value_only == "offer"

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -471,7 +472,7 @@ def test_metadata_labels_every_schema_property_in_ja_and_en(name: str) -> None:
             assert entry["label"].strip()
         assert JAPANESE.search(langs["ja-JP"]["label"])
         assert claim["sd"] in ("always", "never")
-        if len(path) > 1:
+        if len(path) > 1 and path[0] not in doctype.member_disclosable:
             assert claim["sd"] == "never", "nested members travel inside their parent"
 
 
@@ -486,6 +487,64 @@ def test_never_disclosable_follows_metadata() -> None:
     assert get("partnership").never_disclosable == frozenset({"recognized_by"})
     assert get("juminhyo").never_disclosable == frozenset()
     assert get("contract").never_disclosable == frozenset()
+
+
+def test_member_disclosable_follows_metadata() -> None:
+    assert get("juminhyo").member_disclosable == frozenset({"age_equal_or_over"})
+    assert get("partnership").member_disclosable == frozenset()
+    assert get("contract").member_disclosable == frozenset()
+    claims = {tuple(c["path"]): c for c in get("juminhyo").metadata_template["claims"]}
+    for member in ("18", "20"):
+        assert claims[("age_equal_or_over", member)]["sd"] == "always"
+    assert get("juminhyo").label("age_equal_or_over.20", "ja") == "20歳以上"
+    assert get("juminhyo").label("age_equal_or_over.18", "en") == "18 or over"
+
+
+# ------------------------------------------------------------------ 年齢到達
+@pytest.mark.parametrize(
+    ("birthdate", "on", "expected"),
+    [
+        ("2008-04-01", "2026-03-31", {"18": False, "20": False}),  # the day before
+        ("2008-04-01", "2026-04-01", {"18": True, "20": False}),  # the 18th birthday
+        ("2006-04-01", "2026-03-31", {"18": True, "20": False}),  # the day before the 20th
+        ("2006-04-01", "2026-04-01", {"18": True, "20": True}),  # the 20th birthday
+        ("2006-12-31", "2027-01-01", {"18": True, "20": True}),  # across the new year
+        ("2008-02-29", "2026-02-28", {"18": False, "20": False}),  # leap day, common year
+        ("2008-02-29", "2026-03-01", {"18": True, "20": False}),  # ...reached on 1 March
+        ("2004-02-29", "2024-02-28", {"18": True, "20": False}),  # leap year: the day before
+        ("2004-02-29", "2024-02-29", {"18": True, "20": True}),  # ...and the day itself
+        ("1980-04-01", "2026-04-01", {"18": True, "20": True}),
+        ("2026-04-01", "2026-04-01", {"18": False, "20": False}),  # born today
+    ],
+)
+def test_age_equal_or_over_around_birthdays(birthdate: str, on: str, expected: dict[str, bool]):
+    assert doctypes.age_equal_or_over(birthdate, on=date.fromisoformat(on)) == expected
+
+
+def test_age_equal_or_over_refuses_impossible_input():
+    with pytest.raises(ValueError, match="before the birth date"):
+        doctypes.age_equal_or_over("2026-04-02", on=date(2026, 4, 1))
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        doctypes.age_equal_or_over("2026/04/01", on=date(2026, 4, 1))
+    with pytest.raises(ValueError):
+        doctypes.age_equal_or_over("2025-02-29", on=date(2026, 4, 1))
+
+
+def test_the_issuance_date_is_japans():
+    # 2026-03-31T15:00:00Z is 1 April 00:00 in Japan: the 18th birthday has begun there.
+    now = 1_774_969_200
+    assert doctypes.issuance_date(now) == date(2026, 4, 1)
+    assert doctypes.issuance_date(now - 1) == date(2026, 3, 31)
+    on = doctypes.issuance_date(now)
+    assert doctypes.age_equal_or_over("2008-04-01", on=on)["18"] is True
+
+
+def test_age_claims_validate_as_booleans_only():
+    claims = {**sample("juminhyo"), "age_equal_or_over": {"18": True, "20": False}}
+    assert validate_claims("juminhyo", claims)["age_equal_or_over"] == {"18": True, "20": False}
+    for bad in ({"18": "true", "20": False}, {"18": True}, {"18": True, "20": True, "21": True}):
+        with pytest.raises(ValidationError):
+            validate_claims("juminhyo", {**claims, "age_equal_or_over": bad})
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENT_TYPES))

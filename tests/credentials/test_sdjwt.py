@@ -808,3 +808,94 @@ def test_issue_present_verify_round_trip(issuer_key, holder_key, claims, data):
     )
     assert v.disclosed == {n: claims[n] for n in chosen}
     assert v.key_bound is key_binding
+
+
+# --------------------------------------------------------------------------- members
+
+
+@pytest.fixture(scope="module")
+def aged(issuer_key: SigningKey, holder_key: SigningKey) -> sdjwt.IssuedCredential:
+    """A 住民票-like credential whose age_equal_or_over members are disclosable alone."""
+    return sdjwt.issue(
+        {**CLAIMS, "age_equal_or_over": {"18": True, "20": False}},
+        key=issuer_key,
+        issuer=ISSUER,
+        vct=VCT,
+        iat=T0,
+        exp=T0 + 92 * DAY,
+        disclosable_members={"age_equal_or_over"},
+        holder_jwk=holder_key.jwk,
+    )
+
+
+def test_each_member_has_a_disclosure_of_its_own(aged):
+    by_name = {}
+    for d in aged.disclosures:
+        _salt, name, value = json.loads(unb64(d.encoded))
+        by_name[name] = (d.digest, value)
+    assert len(aged.disclosures) == len(CLAIMS) + 3  # the object and its two members
+    parent_digest, parent = by_name["age_equal_or_over"]
+    assert parent_digest in aged.payload["_sd"]
+    # The object's disclosure holds only its members' digests, sorted.
+    assert parent == {"_sd": sorted([by_name["18"][0], by_name["20"][0]])}
+    assert by_name["18"][1] is True and by_name["20"][1] is False
+    assert by_name["18"][0] not in aged.payload["_sd"]
+    assert "age_equal_or_over" not in aged.payload
+
+
+@pytest.mark.parametrize(
+    ("disclose", "count", "expected"),
+    [
+        (("age_equal_or_over.20",), 2, {"age_equal_or_over": {"20": False}}),
+        (("age_equal_or_over.18",), 2, {"age_equal_or_over": {"18": True}}),
+        (("age_equal_or_over",), 3, {"age_equal_or_over": {"18": True, "20": False}}),
+        (
+            ("family_name", "age_equal_or_over.18"),
+            3,
+            {"family_name": "山田", "age_equal_or_over": {"18": True}},
+        ),
+    ],
+)
+def test_a_member_is_disclosed_alone(aged, holder_key, trust, disclose, count, expected):
+    presentation = with_kb(aged, holder_key, disclose)
+    assert len(sdjwt.ParsedSdJwt.parse(presentation).disclosures) == count
+    v = sdjwt.verify(presentation, resolve_key=trust.resolve_key, now=T0 + 20, nonce=NONCE, aud=AUD)
+    assert v.disclosed == expected
+    assert v.key_bound is True
+    assert "birthdate" not in v.disclosed
+
+
+def test_an_unknown_member_or_a_member_of_a_plain_claim_is_refused(aged):
+    for path in ("age_equal_or_over.21", "family_name.x", "nothing.18", "age_equal_or_over."):
+        with pytest.raises(ValueError, match=re.escape(path)):
+            sdjwt.present(aged.sd_jwt, disclose=[path])
+
+
+def test_members_of_a_plain_object_are_still_disclosed_one_by_one(issuer_key, trust):
+    issued = sdjwt.issue(
+        {"family_name": "山田", "age_equal_or_over": {"18": True, "20": True}},
+        key=issuer_key,
+        issuer=ISSUER,
+        vct=VCT,
+        iat=T0,
+        exp=None,
+        always_plain={"age_equal_or_over"},
+        disclosable_members={"age_equal_or_over"},
+    )
+    assert set(issued.payload["age_equal_or_over"]) == {"_sd"}
+    presentation = sdjwt.present(issued.sd_jwt, disclose=["age_equal_or_over.20"])
+    v = sdjwt.verify(presentation, resolve_key=trust.resolve_key, now=T0 + DAY)
+    assert v.disclosed == {"age_equal_or_over": {"20": True}}
+
+
+def test_disclosable_members_must_be_an_object(issuer_key):
+    with pytest.raises(ValueError, match="must be an object"):
+        sdjwt.issue(
+            {"age_equal_or_over": True},
+            key=issuer_key,
+            issuer=ISSUER,
+            vct=VCT,
+            iat=T0,
+            exp=None,
+            disclosable_members={"age_equal_or_over"},
+        )

@@ -36,6 +36,7 @@ from issuer.certificates import service as certificates
 from issuer.contracts.models import Contractor
 from issuer.keys import service as keys
 from issuer.oid4vci import service as oid4vci
+from issuer.oid4vci.protocol import NewOffer
 
 ISSUER = "https://fuzz.example.jp"
 PASSPHRASE = "fuzz-city-passphrase"
@@ -81,8 +82,16 @@ class World:
 
     def new_offer(self) -> tuple[str, str]:
         """A fresh offer of the certificate: (pre-authorized code, tx_code)."""
+        offer = self._offer()
+        return offer.pre_authorized_code, offer.tx_code
+
+    def offer_reference(self) -> str:
+        """The reference of a fresh offer (the last part of its credential_offer_uri)."""
+        return self._offer().uri.rsplit("/", 1)[1]
+
+    def _offer(self) -> NewOffer:
         with Session(db.engine_of(self.app)) as session:
-            offer = oid4vci.create_offer(
+            return oid4vci.create_offer(
                 session,
                 self.certificate,
                 city=self.city(),
@@ -90,18 +99,18 @@ class World:
                 now=time.time(),
                 ttl=600,
             )
-            return offer.pre_authorized_code, offer.tx_code
 
     def access_token(self) -> tuple[str, str]:
-        """A fresh access token for the certificate: (token, c_nonce)."""
+        """A fresh access token for the certificate and a c_nonce from the nonce
+        endpoint: (token, c_nonce)."""
         code, tx_code = self.new_offer()
         response = self.app.test_client().post(
             "/oid4vci/token",
             data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
         )
         assert response.status_code == 200, response.get_json()
-        grant = response.get_json()
-        return grant["access_token"], grant["c_nonce"]
+        nonce = self.app.test_client().post("/oid4vci/nonce").get_json()["c_nonce"]
+        return response.get_json()["access_token"], str(nonce)
 
     def deliver(self) -> str:
         """A credential delivered to a wallet; the hex of its leaf."""

@@ -8,6 +8,7 @@ import html as html_lib
 import json
 import re
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,33 @@ def test_shomei_issuer_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert (tmp_path / "issuer" / keys.KEY_FILE).stat().st_mode & 0o077 == 0
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "already initialised" in again.output
+
+
+def test_the_issuer_computes_age_equal_or_over(city_app: Flask, clerk: FlaskClient):
+    """The clerk types no age: the form has no such field, the preview shows 年齢到達
+    as of today, and the certificate carries it computed at issuance, whatever the
+    posted claims said."""
+    form = clerk.get("/certificates/new/juminhyo").get_data(as_text=True)
+    assert "age_equal_or_over" not in form and "歳以上" not in form
+    born = date.today().replace(year=date.today().year - 19).isoformat()  # 19: 18 yes, 20 no
+    if born.endswith("02-29"):
+        born = born.replace("02-29", "02-28")
+    html = preview(clerk, "juminhyo", juminhyo_form(birthdate=born)).get_data(as_text=True)
+    assert re.search(r"<th>18歳以上</th><td>はい</td>", html), html
+    assert re.search(r"<th>20歳以上</th><td>いいえ</td>", html)
+    posted = re.search(r'name="claims" value="([^"]+)"', html)
+    assert posted and "age_equal_or_over" not in html_lib.unescape(posted.group(1))
+    # A forged value in the posted claims is replaced by the computed one.
+    token = csrf_token(clerk, "/certificates/new/juminhyo")
+    claims = {**doctypes.sample("juminhyo"), "birthdate": born}
+    claims["age_equal_or_over"] = {"18": True, "20": True}
+    response = clerk.post(
+        "/certificates/issue/juminhyo",
+        data={"claims": json.dumps(claims, ensure_ascii=False), "csrf_token": token},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    public_id = response.headers["Location"].rsplit("/", 1)[1]
+    content = opened(city_app, public_id)
+    assert content["claims"]["age_equal_or_over"] == {"18": True, "20": False}
+    credential = sdjwt.ParsedSdJwt.parse(content["credential"])
+    assert "age_equal_or_over" not in credential.unverified_payload  # disclosable

@@ -115,6 +115,8 @@ def _seed(
         _seed_token(case, world, variant)
     elif operation == "POST /oid4vci/credential":
         _seed_credential(case, world, variant)
+    elif operation == "GET /oid4vci/offers/{reference}" and variant >= 2:
+        case.path_parameters = {"reference": world.offer_reference()}
     elif operation == "GET /certificates/{public_id}/anchor.json" and variant:
         case.headers = {**(case.headers or {}), "Cookie": clerk_cookie}
         if variant >= 2:

@@ -116,7 +116,8 @@ def revoke(app: Flask, public_id: str) -> None:
 
 
 def make_offer(clerk: FlaskClient, public_id: str) -> tuple[dict[str, Any], str, str]:
-    """The clerk's button: (the credential offer, its deep link, the tx_code)."""
+    """The clerk's button: (the credential offer fetched from its credential_offer_uri,
+    the deep link, the tx_code)."""
     token = csrf_token(clerk, f"/certificates/{public_id}")
     response = clerk.post(f"/certificates/{public_id}/offer", data={"csrf_token": token})
     assert response.status_code == 303, response.get_data(as_text=True)
@@ -127,8 +128,18 @@ def make_offer(clerk: FlaskClient, public_id: str) -> tuple[dict[str, Any], str,
     assert link and tx and image
     uri = html_lib.unescape(link.group(1))
     assert qr.decode_image(base64.b64decode(image.group(1))) == [uri]
-    (text,) = parse_qs(urlsplit(uri).query)["credential_offer"]
-    return json.loads(text), uri, tx.group(1) + tx.group(2)
+    query = parse_qs(urlsplit(uri).query)
+    assert set(query) == {"credential_offer_uri"}, uri
+    response = clerk.application.test_client().get(reference_path(uri))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json(), uri, tx.group(1) + tx.group(2)
+
+
+def reference_path(uri: str) -> str:
+    """The issuer's path of an offer's credential_offer_uri."""
+    (location,) = parse_qs(urlsplit(uri).query)["credential_offer_uri"]
+    assert location.startswith(f"{ISSUER}/oid4vci/offers/"), location
+    return location.removeprefix(ISSUER)
 
 
 def code_of(offer: dict[str, Any]) -> str:
@@ -180,13 +191,18 @@ def request_credential(wallet: FlaskClient, access_token: str, jwt: str | None, 
 
 def ready(app: Flask, clerk: FlaskClient) -> tuple[str, str, str]:
     """An issued 住民票 with an offer exchanged for a token: (certificate id, access
-    token, c_nonce)."""
+    token, a c_nonce from the nonce endpoint)."""
     public_id = issue_juminhyo(app)
     offer, _, tx_code = make_offer(clerk, public_id)
     response = token(app.test_client(), code_of(offer), tx_code)
     assert response.status_code == 200, response.get_json()
-    grant = response.get_json()
-    return public_id, grant["access_token"], grant["c_nonce"]
+    return public_id, response.get_json()["access_token"], fresh_nonce(app.test_client())
+
+
+def fresh_nonce(wallet: FlaskClient) -> str:
+    response = wallet.post("/oid4vci/nonce")
+    assert response.status_code == 200
+    return str(response.get_json()["c_nonce"])
 
 
 def trust_from(app: Flask) -> TrustList:
@@ -260,6 +276,17 @@ def test_metadata_documents(city_app: Flask):
     }
     names = {d["locale"]: d["name"] for d in entry["credential_metadata"]["display"]}
     assert names == {"ja-JP": "住民票の写し", "en-US": "Certificate of residence"}
+    assert "display" not in entry  # the pre-1.0 place: credential_metadata only
+    claims = {tuple(c["path"]): c for c in entry["credential_metadata"]["claims"]}
+    assert claims[("birthdate",)]["mandatory"] is True
+    assert {d["locale"]: d["name"] for d in claims[("age_equal_or_over", "20")]["display"]} == {
+        "ja-JP": "20歳以上",
+        "en-US": "20 or over",
+    }
+    assert ("age_equal_or_over", "18") in claims and ("age_equal_or_over",) in claims
+    assert set(claims) == {
+        tuple(c["path"]) for c in doctypes.get("juminhyo").metadata_template["claims"]
+    }
     assert client.get(entry["vct"].removeprefix(ISSUER)).status_code == 200
     auth = client.get("/.well-known/oauth-authorization-server")
     assert auth.headers["Access-Control-Allow-Origin"] == "*"
@@ -276,7 +303,7 @@ def test_offer_token_nonce_credential(build: Callable[[str | None], Flask], data
     assert sign_in(clerk, "clerk1").status_code == 302
     public_id = issue_juminhyo(app)
     offer, uri, tx_code = make_offer(clerk, public_id)
-    assert uri.startswith("openid-credential-offer://?credential_offer=")
+    assert uri.startswith("openid-credential-offer://?credential_offer_uri=")
     assert offer["credential_issuer"] == ISSUER
     assert offer["credential_configuration_ids"] == ["juminhyo"]
     assert offer["grants"][GRANT]["tx_code"] == {
@@ -301,12 +328,12 @@ def test_offer_token_nonce_credential(build: Callable[[str | None], Flask], data
     response = token(wallet, code_of(offer), tx_code)
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     grant = response.get_json()
+    assert set(grant) == {"access_token", "token_type", "expires_in"}  # no c_nonce: 1.0
     assert grant["token_type"] == "Bearer" and grant["expires_in"] > 0
-    assert grant["c_nonce"] and grant["c_nonce_expires_in"] > 0
     fresh = wallet.post("/oid4vci/nonce")
     assert fresh.status_code == 200 and fresh.headers["Cache-Control"] == "no-store"
     c_nonce = fresh.get_json()["c_nonce"]
-    assert c_nonce != grant["c_nonce"]
+    assert c_nonce != fresh_nonce(wallet)
 
     _, leaves_before = counts(app)
     response = wallet.post(
@@ -364,7 +391,7 @@ def test_offer_token_nonce_credential(build: Callable[[str | None], Flask], data
 
     # Once used, neither the code nor the token works again.
     assert_error(token(wallet, code_of(offer), tx_code), 400, "invalid_grant")
-    again = request_credential(wallet, grant["access_token"], proof(grant["c_nonce"]))
+    again = request_credential(wallet, grant["access_token"], proof(fresh_nonce(wallet)))
     assert_error(again, 401, "invalid_token")
 
 
@@ -407,6 +434,52 @@ def test_the_offer_form_needs_the_csrf_token(city_app: Flask, clerk: FlaskClient
     assert anonymous.post(f"/certificates/{public_id}/offer").status_code == 400
     with Session(db.engine_of(city_app)) as session:
         assert session.scalar(select(func.count()).select_from(Offer)) == 0
+
+
+# ------------------------------------------------------------------ offer by reference
+def test_the_offer_is_served_by_reference_while_it_waits(city_app: Flask, clerk: FlaskClient):
+    public_id = issue_juminhyo(city_app)
+    offer, uri, tx_code = make_offer(clerk, public_id)
+    # A small QR code: before the offer went by reference it was version 19.
+    assert qr.qr_version(uri) <= 7, (len(uri), qr.qr_version(uri))
+    path = reference_path(uri)
+    reference = path.rsplit("/", 1)[1]
+    assert len(reference) >= 22 and reference not in json.dumps(offer)
+    wallet = city_app.test_client()  # another client: no cookie needed
+    response = wallet.get(path)
+    assert response.status_code == 200 and response.get_json() == offer
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert offer["credential_configuration_ids"] == ["juminhyo"]
+    with Session(db.engine_of(city_app)) as session:  # only the code's hash is stored
+        (row,) = session.scalars(select(Offer))
+        assert row.code_hash == hashlib.sha256(code_of(offer).encode()).digest()
+    assert_unavailable(wallet.get(path[:-1] + ("A" if path[-1] != "A" else "B")))
+    assert_unavailable(wallet.get("/oid4vci/offers/short"))
+    # Once the code is exchanged, the reference no longer serves the offer.
+    assert token(wallet, code_of(offer), tx_code).status_code == 200
+    assert_unavailable(wallet.get(path))
+
+
+def test_an_expired_or_blocked_offer_is_not_served(city_app: Flask, clerk: FlaskClient):
+    city_app.config["OFFER_TTL_SECONDS"] = 1
+    _, uri, _ = make_offer(clerk, issue_juminhyo(city_app))
+    time.sleep(1.05)
+    assert_unavailable(city_app.test_client().get(reference_path(uri)))
+    city_app.config["OFFER_TTL_SECONDS"] = 600
+    offer, uri, tx_code = make_offer(clerk, issue_juminhyo(city_app))
+    wallet = city_app.test_client()
+    wrong = f"{(int(tx_code) + 1) % 1_000_000:06d}"
+    for _ in range(oid4vci.MAX_TX_ATTEMPTS):
+        assert_error(token(wallet, code_of(offer), wrong), 400, "invalid_grant")
+    assert_unavailable(wallet.get(reference_path(uri)))
+
+
+def assert_unavailable(response: Any) -> None:
+    assert response.status_code == 404, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "offer_unavailable" and "期限切れ" in error["message"]["ja"]
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 # ------------------------------------------------------------------ token errors
@@ -492,20 +565,21 @@ def test_forged_proofs_are_refused(city_app: Flask, clerk: FlaskClient, name: st
     assert request_credential(wallet, access_token, proof(c_nonce)).status_code == 200
 
 
-def test_nonce_errors_return_a_fresh_nonce(city_app: Flask, clerk: FlaskClient):
+def test_nonce_errors_send_the_wallet_to_the_nonce_endpoint(city_app: Flask, clerk: FlaskClient):
     _, access_token, _ = ready(city_app, clerk)
     wallet = city_app.test_client()
     for bad in ("made-up", b64e(b"\0" * 40), ""):
         body = assert_error(
             request_credential(wallet, access_token, proof(bad)), 400, "invalid_nonce"
         )
-        assert body["c_nonce"] and body["c_nonce_expires_in"] > 0
-    fresh = body["c_nonce"]
+        assert set(body) == {"error", "error_description"}  # 1.0: no c_nonce here
+    fresh = fresh_nonce(wallet)
     assert request_credential(wallet, access_token, proof(fresh)).status_code == 200
     # A nonce works once, even with another offer's token.
     _, other_token, _ = ready(city_app, clerk)
-    body = assert_error(request_credential(wallet, other_token, proof(fresh)), 400, "invalid_nonce")
-    assert request_credential(wallet, other_token, proof(body["c_nonce"])).status_code == 200
+    assert_error(request_credential(wallet, other_token, proof(fresh)), 400, "invalid_nonce")
+    again = request_credential(wallet, other_token, proof(fresh_nonce(wallet)))
+    assert again.status_code == 200
     assert counts(city_app)[0] == 2
 
 

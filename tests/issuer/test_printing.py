@@ -173,6 +173,8 @@ def test_a_clerk_prints_a_juminhyo_whose_qr_verifies(city_app: Flask, clerk: Fla
         "1980年4月1日（昭和55年4月1日）",
         "2019年5月1日（令和元年5月1日）",
         "本籍",
+        "年齢到達",
+        "18歳以上: はい 20歳以上: はい",  # computed at issuance: born 1980
         "ブロックチェーンへの記録待ち",
     ):
         assert expected in text, expected
@@ -181,7 +183,8 @@ def test_a_clerk_prints_a_juminhyo_whose_qr_verifies(city_app: Flask, clerk: Fla
     assert found.source == "embedded"
     assert found.evidence is None  # not anchored yet
     result = verify(Verifier(trust=trust_from(city_app)), found)
-    assert result.disclosed == FULL  # every claim of the certificate, as issued
+    # Every claim of the certificate, as issued, with the 年齢到達 the issuer computed.
+    assert result.disclosed == {**FULL, "age_equal_or_over": {"18": True, "20": True}}
     assert result.issuer is not None and result.issuer.municipality_code == "402052"
 
 
@@ -295,7 +298,8 @@ def test_once_anchored_the_qr_carries_the_evidence(city_app: Flask, clerk: Flask
     assert found.evidence is not None
     result = verify(verifier, found)
     assert result.check("anchor").status == "pass"
-    assert result.anchor is not None and result.disclosed == FULL
+    assert result.anchor is not None
+    assert result.disclosed == {**FULL, "age_equal_or_over": {"18": True, "20": True}}
     page = clerk.get(f"/certificates/{public_id}").get_data(as_text=True)
     assert "print.pdf" in page and "記録後に印刷" not in page
 

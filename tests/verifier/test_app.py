@@ -87,6 +87,42 @@ def test_valid_presentation_gives_the_cli_result_document(client, issuer_key, tr
     assert list(doc) == ["verdict", "document_type", "issuer", "disclosed", "anchor", "checks"]
 
 
+@pytest.mark.parametrize(
+    ("lang", "label", "answer", "hidden"),
+    [("ja", "20歳以上", "はい", "生年月日"), ("en", "20 or over", "Yes", "Date of birth")],
+)
+def test_age_alone_shows_20_or_over_and_no_birth_date(
+    client, issuer_key, lang, label, answer, hidden
+) -> None:
+    """A 住民票 as the issuer makes it (age_equal_or_over's members disclosable one by
+    one) presented with only age_equal_or_over.20: the company reads 20歳以上 はい, and
+    neither the birth date nor the 18 member travels."""
+    dt = doctypes.get("juminhyo")
+    claims = doctypes.sample("juminhyo")
+    claims["age_equal_or_over"] = doctypes.age_equal_or_over(
+        claims["birthdate"], on=doctypes.issuance_date(NOW)
+    )
+    credential = sdjwt.issue(
+        claims,
+        key=issuer_key,
+        issuer=ISS,
+        vct=dt.vct_for(ISS),
+        iat=NOW - 100,
+        exp=NOW + 86400,
+        always_plain=dt.never_disclosable,
+        disclosable_members=dt.member_disclosable,
+    ).sd_jwt
+    pres = sdjwt.present(credential, disclose=["age_equal_or_over.20"])
+    doc = client.post("/api/verify", json={"presentation": pres}).get_json()
+    assert doc["verdict"] == "valid"
+    assert doc["disclosed"] == {"age_equal_or_over": {"20": True}}
+    assert claims["birthdate"] not in pres and "1980" not in str(doc)
+    html = page(client.post(f"/verify?lang={lang}", data={"presentation": pres}))
+    assert f"<th>{label}</th>" in html.replace('<th scope="row">', "<th>"), html
+    assert answer in html and hidden not in html
+    assert ("18歳以上" if lang == "ja" else "18 or over") not in html
+
+
 def _key_bound(issuer_key: SigningKey, holder: SigningKey, **kb: Any) -> str:
     dt = doctypes.get("juminhyo")
     cred = sdjwt.issue(

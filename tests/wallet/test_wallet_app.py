@@ -190,6 +190,12 @@ def test_the_types_served_are_the_type_metadata_files(client: FlaskClient):
         for entries in [meta["display"], *(c["display"] for c in meta["claims"])]:
             languages = {d["lang"][:2] for d in entries}
             assert {"ja", "en"} <= languages, name
+    labels = {
+        tuple(c["path"]): {d["lang"][:2]: d["label"] for d in c["display"]}
+        for c in served["juminhyo"]["claims"]
+    }
+    assert labels[("age_equal_or_over", "18")] == {"ja": "18歳以上", "en": "18 or over"}
+    assert labels[("age_equal_or_over", "20")] == {"ja": "20歳以上", "en": "20 or over"}
 
 
 def test_the_service_worker_keeps_the_types_for_offline_use(client: FlaskClient):

@@ -2,7 +2,7 @@
 // the service worker, and keeping statuses and anchor evidence up to date.
 import { initPreferences, lang, setLang, setLarge, t } from "./i18n.js";
 import { renderDetail, renderList, refreshRecord } from "./list.js";
-import { ReceiveError, describeOffer, issuerMetadata, parseOffer, receiveCredential } from "./receive.js";
+import { ReceiveError, describeOffer, issuerMetadata, receiveCredential, resolveOffer } from "./receive.js";
 import { deleteCredential, getCredential, listCredentials } from "./store.js";
 import { loadTypes, title } from "./types.js";
 
@@ -139,7 +139,7 @@ async function takeOffer(text) {
   receiveMessage(null, true);
   let offer;
   try {
-    offer = parseOffer(text);
+    offer = await resolveOffer(text);
   } catch (e) {
     receiveMessage(e instanceof ReceiveError ? [e.ja, e.en] : [String(e), String(e)], true);
     return;
@@ -274,7 +274,9 @@ function stopCamera() {
 // ------------------------------------------------------------------ start
 function offerInUrl() {
   const query = new URLSearchParams(location.search);
-  if (query.has("credential_offer")) return `?credential_offer=${encodeURIComponent(query.get("credential_offer"))}`;
+  for (const name of ["credential_offer", "credential_offer_uri"]) {
+    if (query.has(name)) return `?${name}=${encodeURIComponent(query.get(name))}`;
+  }
   const hash = location.hash.replace(/^#/, "");
   if (hash.startsWith("offer=")) return decodeURIComponent(hash.slice("offer=".length));
   return null;

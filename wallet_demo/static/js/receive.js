@@ -5,7 +5,7 @@
 import { b64uDecode, utf8 } from "./b64.js";
 import { Problem } from "./i18n.js";
 import { createHolderKey, signJwt } from "./keys.js";
-import { REGISTERED, parse } from "./sdjwt.js";
+import { REGISTERED, parse, resolveValue } from "./sdjwt.js";
 import { hex, sha256 } from "./sha256.js";
 import { deleteKey, getCredential, putCredential } from "./store.js";
 
@@ -33,30 +33,37 @@ function badOffer() {
 }
 
 /**
- * The credential offer in `text`: an `openid-credential-offer://?credential_offer=…`
- * link, the same query on this app's URL (`?credential_offer=…` or `#offer=…`), or
- * the offer's JSON. Returns `{credential_issuer, credential_configuration_ids, code,
- * txCode: {length, input_mode, description} | null}`; throws ReceiveError.
+ * Where the credential offer in `text` is: an `openid-credential-offer://` link (the
+ * offer by value, `?credential_offer=…`, or by reference, `?credential_offer_uri=…`),
+ * the same query on this app's URL (or `#offer=…`), or the offer's JSON. Returns
+ * `{document}` (by value) or `{uri}` (by reference, an http(s) URL); throws ReceiveError.
  */
-export function parseOffer(text) {
-  let value = String(text || "").trim();
-  let document;
+export function locateOffer(text) {
+  const value = String(text || "").trim();
   try {
-    if (value.startsWith("{")) {
-      document = JSON.parse(value);
-    } else {
-      const query = value.includes("?") ? value.slice(value.indexOf("?") + 1) : value;
-      const params = new URLSearchParams(query.replace(/^#/, ""));
-      const inner = params.get("offer");
-      if (inner !== null && !params.has("credential_offer")) return parseOffer(inner);
-      const byValue = params.get("credential_offer");
-      if (byValue === null) throw badOffer();
-      document = JSON.parse(byValue);
+    if (value.startsWith("{")) return { document: JSON.parse(value) };
+    const query = value.includes("?") ? value.slice(value.indexOf("?") + 1) : value;
+    const params = new URLSearchParams(query.replace(/^#/, ""));
+    const inner = params.get("offer");
+    const byValue = params.get("credential_offer");
+    const byReference = params.get("credential_offer_uri");
+    if (inner !== null && byValue === null && byReference === null) return locateOffer(inner);
+    if (byValue !== null && byReference === null) return { document: JSON.parse(byValue) };
+    if (byReference !== null && byValue === null && /^https?:\/\/[^\s]+$/.test(byReference)) {
+      return { uri: byReference };
     }
-  } catch (e) {
-    if (e instanceof ReceiveError) throw e;
-    throw badOffer();
+  } catch {
+    // not JSON: not an offer
   }
+  throw badOffer();
+}
+
+/**
+ * The credential offer `document` as the wallet uses it: `{credential_issuer,
+ * credential_configuration_ids, code, txCode: {length, input_mode, description} |
+ * null}`; throws ReceiveError when it is not a pre-authorized code offer.
+ */
+export function readOffer(document) {
   const grant = document && document.grants && document.grants[PRE_AUTHORIZED];
   const issuer = document && document.credential_issuer;
   const ids = document && document.credential_configuration_ids;
@@ -70,6 +77,32 @@ export function parseOffer(text) {
     code,
     txCode: grant.tx_code || null,
   };
+}
+
+/** The offer in `text` when it carries it by value; throws ReceiveError otherwise. */
+export function parseOffer(text) {
+  const found = locateOffer(text);
+  if (!found.document) throw badOffer();
+  return readOffer(found.document);
+}
+
+/**
+ * The offer in `text`, by value or fetched from its `credential_offer_uri` (OpenID4VCI
+ * 1.0 §4.1.3); rejects with ReceiveError ("used" when the issuer no longer serves it).
+ */
+export async function resolveOffer(text) {
+  const found = locateOffer(text);
+  if (found.document) return readOffer(found.document);
+  const { response, body } = await call(found.uri, { headers: { Accept: "application/json" } });
+  if (response.status === 404) {
+    throw new ReceiveError(
+      "used",
+      "この受け取りは期限切れか、すでに使われています。窓口で新しいQRコードを表示してもらってください",
+      "this offer has expired or was already used: ask the counter for a new QR code",
+    );
+  }
+  if (!response.ok || !body) throw badOffer();
+  return readOffer(body);
 }
 
 async function call(url, init) {
@@ -178,7 +211,7 @@ export function describeOffer(offer, metadata) {
     metadata && metadata.credential_configurations_supported
       ? metadata.credential_configurations_supported[offer.credential_configuration_ids[0]]
       : null;
-  const display = config && ((config.credential_metadata || {}).display || config.display);
+  const display = config && (config.credential_metadata || {}).display;
   return {
     issuerName: issuerNames.ja || Object.values(issuerNames)[0] || offer.credential_issuer,
     issuerNames,
@@ -200,6 +233,7 @@ export function makeRecord(sdJwt, { keyId, issuerName, issuerNames = null, docTy
   leaf.set(sha256(utf8(jwt)), 1);
   const leafHex = hex(sha256(leaf));
   const listed = new Set(Array.isArray(payload._sd) ? payload._sd : []);
+  const byDigest = new Map(disclosures.map((d) => [d.digest, d]));
   const plain = {};
   for (const [k, v] of Object.entries(payload)) if (!REGISTERED.has(k)) plain[k] = v;
   const ref = payload.status && payload.status.status_list;
@@ -214,9 +248,11 @@ export function makeRecord(sdJwt, { keyId, issuerName, issuerNames = null, docTy
     issuerNames: issuerNames || {},
     issuedAt: typeof payload.iat === "number" ? payload.iat * 1000 : null,
     expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : null,
+    // Values as the certificate says them: age_equal_or_over's members, each a
+    // disclosure of its own, in place (sdjwt.js present() brings them along).
     claims: disclosures
       .filter((d) => d.name !== null && listed.has(d.digest))
-      .map((d) => ({ name: d.name, value: d.value, disclosure: d.raw })),
+      .map((d) => ({ name: d.name, value: resolveValue(d.value, byDigest), disclosure: d.raw })),
     plain,
     status: ref && typeof ref.uri === "string" ? { uri: ref.uri, idx: ref.idx } : null,
     statusValue: null,
@@ -228,6 +264,17 @@ export function makeRecord(sdJwt, { keyId, issuerName, issuerNames = null, docTy
     typeMetadata: null,
     receivedAt: Date.now(),
   };
+}
+
+/** A `c_nonce` from the issuer's Nonce Endpoint (OpenID4VCI 1.0 §7). */
+async function freshNonce(metadata) {
+  if (typeof metadata.nonce_endpoint !== "string") throw issuerError(null, "no nonce_endpoint");
+  const fresh = await call(metadata.nonce_endpoint, { method: "POST" });
+  const nonce = fresh.body && fresh.body.c_nonce;
+  if (!fresh.response.ok || typeof nonce !== "string" || !nonce) {
+    throw issuerError(fresh.body, fresh.response.status);
+  }
+  return nonce;
 }
 
 /**
@@ -257,12 +304,7 @@ export async function receiveCredential(offer, txCode, { onStep = () => {} } = {
     throw issuerError(token.body, token.response.status);
   }
   const accessToken = token.body.access_token;
-  let nonce = token.body.c_nonce;
-  if (metadata.nonce_endpoint) {
-    const fresh = await call(metadata.nonce_endpoint, { method: "POST" });
-    if (fresh.response.ok && fresh.body && fresh.body.c_nonce) nonce = fresh.body.c_nonce;
-  }
-  if (!nonce) throw issuerError(null, "no c_nonce");
+  let nonce = await freshNonce(metadata);
 
   onStep("key");
   const key = await createHolderKey();
@@ -283,9 +325,9 @@ export async function receiveCredential(offer, txCode, { onStep = () => {} } = {
           proof: { proof_type: "jwt", jwt: proof },
         }),
       });
-      // A stale nonce comes back with a fresh one: try once more with it.
-      if (answer.body && answer.body.error === "invalid_nonce" && answer.body.c_nonce) {
-        nonce = answer.body.c_nonce;
+      // A stale nonce: ask the nonce endpoint again and try once more.
+      if (attempt === 0 && answer.body && answer.body.error === "invalid_nonce") {
+        nonce = await freshNonce(metadata);
         continue;
       }
       break;

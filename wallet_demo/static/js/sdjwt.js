@@ -1,7 +1,9 @@
 // SD-JWT (RFC 9901) on the holder's side: read a credential and make a presentation.
 // The issuer makes every personal claim a top-level disclosure (credentials/sdjwt.py
-// issue(): nested values such as `children` travel whole inside their disclosure), so
-// only top-level object-property disclosures are chosen here.
+// issue(): nested values such as `children` travel whole inside their disclosure),
+// except the members of `age_equal_or_over`, each a disclosure of its own inside its
+// parent's: a presentation names top-level claims (with all they hold) or one
+// `parent.member`.
 import { b64u, b64uJson, utf8 } from "./b64.js";
 import { Problem, joinList } from "./i18n.js";
 import { signJwt } from "./keys.js";
@@ -69,9 +71,39 @@ export function claimNames(sdJwt) {
   return disclosures.filter((d) => d.name !== null && listed.has(d.digest)).map((d) => d.name);
 }
 
+/** The digests an object's `_sd` lists (none for anything else). */
+function listedIn(value) {
+  return value && typeof value === "object" && Array.isArray(value._sd) ? value._sd : [];
+}
+
+/**
+ * `value` with the members its `_sd` digests disclose (from `byDigest`) in place,
+ * recursively, and `_sd` removed: what the certificate says.
+ */
+export function resolveValue(value, byDigest) {
+  if (Array.isArray(value)) return value.map((v) => resolveValue(v, byDigest));
+  if (!value || typeof value !== "object") return value;
+  const out = {};
+  for (const [k, v] of Object.entries(value)) if (k !== "_sd") out[k] = resolveValue(v, byDigest);
+  for (const d of listedIn(value).map((h) => byDigest.get(h))) {
+    if (d && d.name !== null) out[d.name] = resolveValue(d.value, byDigest);
+  }
+  return out;
+}
+
+/** The raw disclosures nested in `value` (its members', recursively). */
+function nestedRaw(value, byDigest) {
+  const out = [];
+  for (const d of listedIn(value).map((h) => byDigest.get(h))) {
+    if (d) out.push(d.raw, ...nestedRaw(d.value, byDigest));
+  }
+  return out;
+}
+
 /**
  * The presentation of `record.sdJwt` revealing only the claims in `names` (in the
- * credential's order), ending in `~`; with `kb = {nonce, aud[, iat]}` followed by a
+ * credential's order; `parent.member` for one member of an object whose members are
+ * disclosed one by one), ending in `~`; with `kb = {nonce, aud[, iat]}` followed by a
  * key-binding JWT signed with `record.keyId` whose sd_hash covers everything up to
  * and including the last `~` (as credentials/sdjwt.py computes it). Rejects with an
  * Error for a name the credential does not have.
@@ -80,16 +112,35 @@ export async function present(record, names, kb) {
   const { jwt, payload, disclosures } = parse(record.sdJwt);
   const listed = new Set(Array.isArray(payload._sd) ? payload._sd : []);
   const top = disclosures.filter((d) => d.name !== null && listed.has(d.digest));
-  const available = new Set(top.map((d) => d.name));
-  const missing = [...names].filter((n) => !available.has(n));
+  const byDigest = new Map(disclosures.map((d) => [d.digest, d]));
+  const byName = new Map(top.map((d) => [d.name, d]));
+  const picked = new Set();
+  const missing = [];
+  for (const name of names) {
+    const whole = byName.get(name);
+    const dot = name.indexOf(".");
+    const parent = dot > 0 ? byName.get(name.slice(0, dot)) : undefined;
+    const member = parent
+      ? listedIn(parent.value).map((h) => byDigest.get(h)).find((d) => d && d.name === name.slice(dot + 1))
+      : undefined;
+    if (whole) {
+      picked.add(whole.raw);
+      for (const raw of nestedRaw(whole.value, byDigest)) picked.add(raw);
+    } else if (member) {
+      picked.add(parent.raw);
+      picked.add(member.raw);
+      for (const raw of nestedRaw(member.value, byDigest)) picked.add(raw);
+    } else {
+      missing.push(name);
+    }
+  }
   if (missing.length) {
     throw new Problem(
       `この証明書にない項目です: ${joinList(missing)}`,
       `not in this credential: ${missing.join(", ")}`,
     );
   }
-  const wanted = new Set(names);
-  const chosen = top.filter((d) => wanted.has(d.name)).map((d) => d.raw);
+  const chosen = disclosures.filter((d) => picked.has(d.raw)).map((d) => d.raw);
   const text = [jwt, ...chosen].join("~") + "~";
   if (!kb) return text;
   if (typeof kb.nonce !== "string" || typeof kb.aud !== "string") {
