@@ -117,6 +117,8 @@ class PendingRequest:
     expires_at: float
     result: dict[str, Any] | None = None
     presentation: str | None = None
+    #: The OpenID4VP parameters (:class:`verifier.oid4vp.Params` as JSON), if any.
+    oid4vp: dict[str, Any] | None = None
 
     def qr_text(self) -> str:
         """``shomei-request:`` + base64url (unpadded) of the request JSON."""
@@ -140,15 +142,27 @@ class Store(Protocol):
     store; a request stops counting against :class:`Limits` the moment it expires."""
 
     def create(
-        self, *, client_id: str, claims: tuple[str, ...], address: str, now: float
+        self,
+        *,
+        client_id: str,
+        claims: tuple[str, ...],
+        address: str,
+        now: float,
+        oid4vp: dict[str, Any] | None = None,
     ) -> PendingRequest:
-        """A new request with a random id and nonce, made by client ``address``.
+        """A new request with a random id and nonce, made by client ``address``; with
+        ``oid4vp`` (parameters with ``state`` and ``nonce``) also found by its state.
         Raises :class:`RequestError`: 429 when the address is over its quota, 503 when
         the pool is full (both with ``retry_after``)."""
         ...
 
     def get(self, rid: str, *, now: float) -> PendingRequest:
         """The live request. Raises :class:`RequestError`: 404 unknown, 410 expired."""
+        ...
+
+    def get_by_state(self, state: str, *, now: float) -> PendingRequest:
+        """The live request whose OpenID4VP ``state`` this is. Raises
+        :class:`RequestError`: 404 unknown, 410 expired."""
         ...
 
     def answer(self, rid: str, result: dict[str, Any], presentation: str, *, now: float) -> None:
