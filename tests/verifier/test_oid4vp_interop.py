@@ -169,9 +169,13 @@ def test_a_library_wallet_answers_our_request(
 ) -> None:
     page, link = verifier.new_request(preset="address", signed=signed, response_mode=mode)
     if signed == "1":
-        assert link.startswith("openid4vp://?client_id=x509_san_dns%3A127.0.0.1&request_uri=")
+        assert link.startswith(
+            "openid4vp://?client_id=x509_san_dns:127.0.0.1&request_uri=http://127.0.0.1:"
+        )
     else:
-        assert link.startswith("openid4vp://?response_type=vp_token&client_id=redirect_uri%3A")
+        assert link.startswith(
+            "openid4vp://?response_type=vp_token&client_id=redirect_uri:http://127.0.0.1:"
+        )
     assert verifier.status(page) == {"state": "pending"}
 
     report = wallet(tmp_path, verifier, link, credential, holder_key)
