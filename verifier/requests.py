@@ -1,13 +1,15 @@
-"""Cross-device presentation requests (OpenID4VP-like, minimal).
+"""Cross-device presentation requests: the pool, and our wallet's former protocol.
 
-The company's screen shows a request QR code: ``shomei-request:`` + base64url of the
+A request is made once and answered once, by either protocol: OpenID4VP 1.0 (its
+parameters in :attr:`PendingRequest.oid4vp`, see :mod:`verifier.oid4vp`), or, until our
+wallet speaks OpenID4VP, the former ``shomei-request:`` + base64url of the
 JSON ``{"response_uri", "nonce", "client_id", "claims"}``. The resident's wallet signs
 a key-binding JWT over that ``nonce`` with ``aud = client_id`` and posts the
 presentation to ``response_uri``; the verifier checks it with the same nonce and
 audience, so the holder check proves the presentation was made for this request just
 now. Requests live for ``TTL`` seconds in a :class:`Store` shared by the server's
-processes (:mod:`verifier.request_store`); only the verification result is kept, until
-the company's screen shows it. Time is a parameter (``now``) throughout.
+processes (:mod:`verifier.request_store`); only the verification result is kept, for
+the company's screen, until the request expires. Time is a parameter (``now``) throughout.
 
 Anyone may create a request, so the pool is bounded per client address (IPv6 by its
 /64) as well as in total: see :class:`Limits`.
