@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,7 @@ def serve(
     from issuer import db as db_module
     from verifier import cli as verifier_cli
     from verifier.app import create_app as create_verifier
+    from verifier.x509_identity import write_self_signed
     from wallet_demo import cli as wallet_cli
     from wallet_demo.app import create_app as create_wallet
 
@@ -318,7 +320,18 @@ def serve(
     # and fetches link-mode presentations only from the wallet's relay: its origins.
     names = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     relays = [f"http://{f'[{n}]' if ':' in n else n}:{wallet_port}" for n in dict.fromkeys(names)]
-    verifier_app = create_verifier({"DATA_DIR": data, "LINK_RELAYS": relays})
+    # OpenID4VP requests are signed as x509_san_dns:<the host shown> with a self-signed
+    # certificate kept (0600) in the data directory, and name the demo city's 住民票.
+    cert, cert_key = write_self_signed(data, shown, now=datetime.now(UTC))
+    verifier_app = create_verifier(
+        {
+            "DATA_DIR": data,
+            "LINK_RELAYS": relays,
+            "X509_CERT": str(cert),
+            "X509_KEY": str(cert_key),
+            "OID4VP_ISSUERS": [issuer_keys.load(data, PASSPHRASE).settings.issuer_id],
+        }
+    )
     wallet_app = create_wallet()
     # Each service in a process of its own, built here (a bad setting stops the demo
     # before anything listens); the same servers and defaults as `shomei … serve`.

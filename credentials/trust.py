@@ -101,6 +101,11 @@ class TrustList:
     def __init__(self, entries: Mapping[str, _Entry]) -> None:
         self._entries = dict(entries)
 
+    @property
+    def issuer_ids(self) -> tuple[str, ...]:
+        """The ``iss`` of every issuer on the list."""
+        return tuple(self._entries)
+
     @classmethod
     def from_json(cls, doc: Any) -> TrustList:
         """Build from the parsed ``TRUST.json``. Raises :class:`ShomeiError` when it is

@@ -20,6 +20,7 @@ from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 import edges.json as edges_json
+import verifier.oid4vp as oid4vp
 from credentials.errors import CodedError, ShomeiError
 from edges.busy import Busy
 from edges.errors import HTTP_ERRORS, from_http, json_error, keep_allow
@@ -31,6 +32,7 @@ from .http import lang
 from .inputs import Decoder, InputError
 from .ratelimit import RateLimiter
 from .request_store import FILE_NAME, SqliteStore
+from .x509_identity import X509Identity
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -92,6 +94,17 @@ def defaults() -> dict[str, Any]:
         "REQUESTS_PER_ADDRESS_PER_MINUTE": _env_int(
             "SHOMEI_VERIFIER_REQUESTS_PER_MINUTE", requests.PER_ADDRESS_PER_MINUTE
         ),
+        # OpenID4VP (verifier/oid4vp.py): the certificate and P-256 key (PEM files) that
+        # sign requests as ``x509_san_dns:<its DNS name>``; without them requests are
+        # unsigned (``redirect_uri:``). The issuers whose 住民票 ``vct`` a request names
+        # (besides those of the trust file), and the response mode asked for.
+        "X509_CERT": os.environ.get("SHOMEI_VERIFIER_X509_CERT") or None,
+        "X509_KEY": os.environ.get("SHOMEI_VERIFIER_X509_KEY") or None,
+        "OID4VP_ISSUERS": [
+            i.strip() for i in os.environ.get("SHOMEI_VERIFIER_ISSUERS", "").split(",") if i.strip()
+        ],
+        "OID4VP_RESPONSE_MODE": os.environ.get("SHOMEI_VERIFIER_RESPONSE_MODE")
+        or "direct_post.jwt",
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
         # The contract PDF (``document``) on /verify and /api/verify: its own limits.
         "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,
@@ -110,7 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The verifier app, configured from the environment and the data directory, or
     from ``test_config`` (``{"VERIFIER": Verifier(...)}`` skips the chain). Raises
     :class:`ShomeiError` for a configuration it cannot use (a bad limit or relay)."""
-    from . import api, relay, web
+    from . import api, oid4vp_web, relay, web
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
     try:
@@ -141,6 +154,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     app.extensions["shomei_rate_limiter"] = RateLimiter(per_minute) if per_minute > 0 else None
     app.extensions["shomei_requests"] = _request_store(app.config)
+    app.extensions["shomei_x509"] = _x509_identity(app.config)
+    if app.config["OID4VP_RESPONSE_MODE"] not in oid4vp.MODES:
+        raise ShomeiError(
+            "SHOMEI_VERIFIER_RESPONSE_MODE が不正です", "bad SHOMEI_VERIFIER_RESPONSE_MODE"
+        )
     edges_json.install(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -155,7 +173,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.context_processor(_template_helpers)
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(oid4vp_web.bp)
     return app
+
+
+def _x509_identity(config: dict[str, Any]) -> X509Identity | None:
+    """The configured signing identity (both files, or neither). Raises
+    :class:`ShomeiError` for one without the other or files it cannot use."""
+    cert, key = config["X509_CERT"], config["X509_KEY"]
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ShomeiError(
+            "SHOMEI_VERIFIER_X509_CERT と SHOMEI_VERIFIER_X509_KEY は両方設定してください",
+            "set both SHOMEI_VERIFIER_X509_CERT and SHOMEI_VERIFIER_X509_KEY",
+        )
+    return X509Identity.load(cert, key)
 
 
 def _configure_from_chain(config: dict[str, Any]) -> None:

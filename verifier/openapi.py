@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import edges.openapi as edges_openapi
+import verifier.oid4vp_openapi as oid4vp_openapi
 
 from .results import CHECK_IDS, Status
 
@@ -355,6 +356,7 @@ def document(*, max_upload: int) -> dict[str, Any]:
                 }
             },
             **_request_paths(),
+            **oid4vp_openapi.paths(),
         },
         "components": {
             "schemas": {

@@ -51,15 +51,18 @@ CREATE TABLE IF NOT EXISTS requests (
     claims TEXT NOT NULL,
     expires_at REAL NOT NULL,
     result TEXT,
-    presentation TEXT
+    presentation TEXT,
+    state TEXT,
+    oid4vp TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_state ON requests (state);
 CREATE INDEX IF NOT EXISTS requests_by_address ON requests (address, expires_at);
 CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires_at);
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS creations (address TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS creations_by_address ON creations (address, at);
 """
-_COLUMNS: Final = "id, nonce, client_id, claims, expires_at, result, presentation"
+_COLUMNS: Final = "id, nonce, client_id, claims, expires_at, result, presentation, oid4vp"
 _log = logging.getLogger("shomei.verifier")
 
 
@@ -78,7 +81,13 @@ class SqliteStore:
     # ------------------------------------------------------------------ the operations
 
     def create(
-        self, *, client_id: str, claims: tuple[str, ...], address: str, now: float
+        self,
+        *,
+        client_id: str,
+        claims: tuple[str, ...],
+        address: str,
+        now: float,
+        oid4vp: dict[str, Any] | None = None,
     ) -> PendingRequest:
         key, lim = address_key(address), self.limits
         with self._write() as db:
@@ -99,16 +108,28 @@ class SqliteStore:
             rid = secrets.token_urlsafe(16)
             req = PendingRequest(
                 id=rid,
-                nonce=secrets.token_urlsafe(16),
+                # One nonce for both protocols: the request is answered once either way.
+                nonce=oid4vp["nonce"] if oid4vp else secrets.token_urlsafe(16),
                 client_id=client_id,
                 response_uri=_response_uri(client_id, rid),
                 claims=claims,
                 expires_at=now + lim.ttl,
+                oid4vp=oid4vp,
             )
             db.execute(
-                "INSERT INTO requests (id, address, nonce, client_id, claims, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (rid, key, req.nonce, client_id, json.dumps(list(claims)), req.expires_at),
+                "INSERT INTO requests"
+                " (id, address, nonce, client_id, claims, expires_at, state, oid4vp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rid,
+                    key,
+                    req.nonce,
+                    client_id,
+                    json.dumps(list(claims)),
+                    req.expires_at,
+                    oid4vp["state"] if oid4vp else None,
+                    json.dumps(oid4vp) if oid4vp else None,
+                ),
             )
             db.execute("INSERT INTO creations (address, at) VALUES (?, ?)", (key, now))
         return req
@@ -121,6 +142,19 @@ class SqliteStore:
             if row is not None and row[4] > now:
                 return _request(row)
             self._raise_gone(db, rid, row, now)
+
+    def get_by_state(self, state: str, *, now: float) -> PendingRequest:
+        if not ID.fullmatch(state):
+            raise UNKNOWN
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM requests WHERE state = ?", (state,)
+            ).fetchone()
+            if row is not None and row[4] > now:
+                return _request(row)
+            if row is None:
+                raise UNKNOWN  # expired ones leave a tombstone under their id only
+            self._raise_gone(db, row[0], row, now)
 
     def answer(self, rid: str, result: dict[str, Any], presentation: str, *, now: float) -> None:
         if not ID.fullmatch(rid):
@@ -225,6 +259,10 @@ class SqliteStore:
             # WAL: pollers read while a request is made; -wal/-shm take the file's mode.
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+        columns = {r[1] for r in db.execute("PRAGMA table_info(requests)")}
+        if columns and "oid4vp" not in columns:
+            # A pool from before OpenID4VP: its requests live minutes, start afresh.
+            db.execute("DROP TABLE requests")
         db.executescript(_SCHEMA)
         return db
 
@@ -244,7 +282,7 @@ def _response_uri(client_id: str, rid: str) -> str:
 
 
 def _request(row: tuple[Any, ...]) -> PendingRequest:
-    rid, nonce, client_id, claims, expires_at, result, presentation = row
+    rid, nonce, client_id, claims, expires_at, result, presentation, oid4vp = row
     return PendingRequest(
         id=rid,
         nonce=nonce,
@@ -254,4 +292,5 @@ def _request(row: tuple[Any, ...]) -> PendingRequest:
         expires_at=float(expires_at),
         result=json.loads(result) if result is not None else None,
         presentation=presentation,
+        oid4vp=json.loads(oid4vp) if oid4vp is not None else None,
     )

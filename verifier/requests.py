@@ -1,13 +1,15 @@
-"""Cross-device presentation requests (OpenID4VP-like, minimal).
+"""Cross-device presentation requests: the pool, and our wallet's former protocol.
 
-The company's screen shows a request QR code: ``shomei-request:`` + base64url of the
+A request is made once and answered once, by either protocol: OpenID4VP 1.0 (its
+parameters in :attr:`PendingRequest.oid4vp`, see :mod:`verifier.oid4vp`), or, until our
+wallet speaks OpenID4VP, the former ``shomei-request:`` + base64url of the
 JSON ``{"response_uri", "nonce", "client_id", "claims"}``. The resident's wallet signs
 a key-binding JWT over that ``nonce`` with ``aud = client_id`` and posts the
 presentation to ``response_uri``; the verifier checks it with the same nonce and
 audience, so the holder check proves the presentation was made for this request just
 now. Requests live for ``TTL`` seconds in a :class:`Store` shared by the server's
-processes (:mod:`verifier.request_store`); only the verification result is kept, until
-the company's screen shows it. Time is a parameter (``now``) throughout.
+processes (:mod:`verifier.request_store`); only the verification result is kept, for
+the company's screen, until the request expires. Time is a parameter (``now``) throughout.
 
 Anyone may create a request, so the pool is bounded per client address (IPv6 by its
 /64) as well as in total: see :class:`Limits`.
@@ -117,6 +119,8 @@ class PendingRequest:
     expires_at: float
     result: dict[str, Any] | None = None
     presentation: str | None = None
+    #: The OpenID4VP parameters (:class:`verifier.oid4vp.Params` as JSON), if any.
+    oid4vp: dict[str, Any] | None = None
 
     def qr_text(self) -> str:
         """``shomei-request:`` + base64url (unpadded) of the request JSON."""
@@ -140,15 +144,27 @@ class Store(Protocol):
     store; a request stops counting against :class:`Limits` the moment it expires."""
 
     def create(
-        self, *, client_id: str, claims: tuple[str, ...], address: str, now: float
+        self,
+        *,
+        client_id: str,
+        claims: tuple[str, ...],
+        address: str,
+        now: float,
+        oid4vp: dict[str, Any] | None = None,
     ) -> PendingRequest:
-        """A new request with a random id and nonce, made by client ``address``.
+        """A new request with a random id and nonce, made by client ``address``; with
+        ``oid4vp`` (parameters with ``state`` and ``nonce``) also found by its state.
         Raises :class:`RequestError`: 429 when the address is over its quota, 503 when
         the pool is full (both with ``retry_after``)."""
         ...
 
     def get(self, rid: str, *, now: float) -> PendingRequest:
         """The live request. Raises :class:`RequestError`: 404 unknown, 410 expired."""
+        ...
+
+    def get_by_state(self, state: str, *, now: float) -> PendingRequest:
+        """The live request whose OpenID4VP ``state`` this is. Raises
+        :class:`RequestError`: 404 unknown, 410 expired."""
         ...
 
     def answer(self, rid: str, result: dict[str, Any], presentation: str, *, now: float) -> None:

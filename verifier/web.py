@@ -10,7 +10,10 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
-from credentials import doctypes, qr
+import verifier.dcql as dcql
+import verifier.oid4vp_web as oid4vp_web
+from credentials import qr
+from credentials.errors import CodedError
 
 from . import display, requests, service
 from .http import decoder, lang, upload_part
@@ -92,7 +95,7 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _refused(e: requests.RequestError) -> Response:
+def _refused(e: CodedError) -> Response:
     """The refusal as the JSON error document for a client that asks for JSON, else as
     the error page; with ``Retry-After`` when waiting helps (429, 503)."""
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
@@ -103,20 +106,34 @@ def _refused(e: requests.RequestError) -> Response:
         message = e.en if lang() == "en" else e.ja
         response = Response(render_template("verifier/error.html", message=message))
         response.status_code = e.status
-    if e.retry_after is not None:
-        response.headers["Retry-After"] = str(e.retry_after)
+    retry_after = getattr(e, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
 @bp.post("/request")
 def new_request() -> ResponseReturnValue:
-    client_id = current_app.config.get("VERIFIER_URL") or request.host_url.rstrip("/")
+    base = _base_url()
+    form = request.form
     try:
-        claims = requests.parse_claims(request.form.getlist("claims"))
-        req = _requests().create(
-            client_id=client_id, claims=claims, address=request.remote_addr or "", now=_now()
+        paths = dcql.parse_paths(form.getlist("claims"), form.get("preset") or None)
+        # Our wallet's own protocol (retired once it speaks OpenID4VP) names top-level claims.
+        claims = requests.parse_claims(list(dict.fromkeys(p[0] for p in paths)))
+        params = oid4vp_web.new_params(
+            base_url=base,
+            paths=paths,
+            mode=form.get("response_mode") or current_app.config["OID4VP_RESPONSE_MODE"],
+            signed=form.get("signed") != "0",
         )
-    except requests.RequestError as e:
+        req = _requests().create(
+            client_id=base,
+            claims=claims,
+            address=request.remote_addr or "",
+            now=_now(),
+            oid4vp=params.to_json(),
+        )
+    except (requests.RequestError, dcql.RequestedClaimsError) as e:
         return _refused(e)
     if lang() == "en":
         target = url_for("web.request_page", rid=req.id, lang="en")
@@ -125,28 +142,24 @@ def new_request() -> ResponseReturnValue:
     return redirect(target, code=303)
 
 
+def _base_url() -> str:
+    return str(current_app.config.get("VERIFIER_URL") or request.host_url).rstrip("/")
+
+
 @bp.get("/request/<rid>")
-def request_page(rid: str) -> str:
+def request_page(rid: str) -> ResponseReturnValue:
     try:
         req = _requests().get(rid, now=_now())
     except requests.RequestError as e:
         raise InputError(e.code, e.ja, e.en, status=e.status) from None
+    if req.result is not None:  # answered: a reload shows the verdict
+        return _result_page(req)
+    view = oid4vp_web.page(req, base_url=_base_url(), origin=_base_url(), lang=lang())
     text = req.qr_text()
     qr_png = "data:image/png;base64," + base64.b64encode(qr.render_png(text, scale=6)).decode()
-    labels = [_claim_label(name) for name in req.claims]
     return render_template(
-        "verifier/request.html", req=req, text=text, qr_png=qr_png, labels=labels
+        "verifier/request.html", req=req, text=text, qr_png=qr_png, labels=view.labels, vp=view
     )
-
-
-def _claim_label(name: str) -> str:
-    """The claim's label in the first document type that has it, else its name."""
-    for doc_type in ("juminhyo", "partnership"):
-        try:
-            return doctypes.get(doc_type).label(name, lang())
-        except ValueError:
-            continue
-    return name
 
 
 @bp.get("/request/<rid>/status")
@@ -196,9 +209,20 @@ def _answer(rid: str) -> Response:
 @bp.get("/request/<rid>/result")
 def request_result(rid: str) -> str:
     try:
-        req = _requests().take_result(rid, now=_now())
+        req = _requests().get(rid, now=_now())
     except requests.RequestError as e:
         raise InputError(e.code, e.ja, e.en, status=e.status) from None
+    if req.result is None:
+        raise InputError(
+            requests.UNKNOWN.code, "まだ回答がありません", "not answered yet", status=404
+        )
+    return _result_page(req)
+
+
+def _result_page(req: requests.PendingRequest) -> str:
+    """The verdict of an answered request (a refusal says so); shown until it expires."""
     assert req.result is not None
+    if req.result.get("verdict") == "refused":
+        return render_template("verifier/refused.html", result=req.result)
     page = display.view(req.result, lang(), explorer_tx_url=current_app.config["EXPLORER_TX_URL"])
     return render_template("verifier/result.html", r=page, text=req.presentation or "")

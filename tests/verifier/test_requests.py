@@ -118,7 +118,7 @@ def post_answer(client: FlaskClient, req: dict[str, Any], presentation: str) -> 
     )
 
 
-def test_request_flow_holder_pass(client, credential, holder_key) -> None:
+def test_request_flow_holder_pass(client, clock, credential, holder_key) -> None:
     req = new_request(client, ["family_name", "given_name", "address"])
     assert req["client_id"] == BASE
     assert req["response_uri"] == f"{BASE}/request/{req['id']}/response"
@@ -139,9 +139,13 @@ def test_request_flow_holder_pass(client, credential, holder_key) -> None:
     assert re.search(r'data-check="holder"[^>]*class="[^"]*pass', html) or re.search(
         r'class="[^"]*pass[^"]*"[^>]*data-check="holder"', html
     )
-    # shown once: the result is gone
-    assert client.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 404
-    assert client.get(status, base_url=BASE).status_code == 404
+    # a reload shows it again, and so does the request page, until the request expires
+    again = client.get(f"/request/{req['id']}/result", base_url=BASE).get_data(as_text=True)
+    assert "山田" in again and "立岩" in again
+    assert "山田" in client.get(f"/request/{req['id']}", base_url=BASE).get_data(as_text=True)
+    clock.now += vrequests.TTL + 1
+    assert client.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 410
+    assert client.get(status, base_url=BASE).get_json() == {"state": "expired"}
 
 
 def test_preflight_allows_the_wallet(client) -> None:
@@ -352,7 +356,7 @@ def test_two_workers_share_the_pool(issuer_key, clock, tmp_path, credential, hol
     assert replay.status_code == 400 and replay.get_json()["error"]["code"] == "already_answered"
     assert one.get(status, base_url=BASE).get_json() == {"state": "answered"}
     assert one.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 200
-    assert two.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 404
+    assert two.get(f"/request/{req['id']}/result", base_url=BASE).status_code == 200
     # the quota of an address counts in both
     for _ in range(vrequests.PER_ADDRESS):
         assert create_from(one, "203.0.113.9").status_code == 303

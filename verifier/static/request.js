@@ -1,5 +1,7 @@
 // The request page: poll the request's state until the wallet has answered, then show
-// the result page (its result is handed out once); stop when the request expires.
+// the result page (a reload of either page shows the verdict while the request lives);
+// stop when the request expires. Where the browser offers the W3C Digital Credentials
+// API, a button hands it the same request (OpenID4VP Annex A) and posts its answer.
 (function () {
   "use strict";
   var section = document.getElementById("request");
@@ -28,4 +30,41 @@
       .then(function () { busy = false; });
   }
   window.addEventListener("pagehide", function () { clearInterval(timer); });
+
+  // ---------------------------------------------------------------- Digital Credentials API
+  var dcRequest = JSON.parse(section.dataset.dcApiRequest || "null");
+  var dcButton = document.getElementById("dc-api-start");
+
+  function dcApiAvailable() {
+    if (typeof window.DigitalCredential === "undefined") return false;
+    if (!navigator.credentials || typeof navigator.credentials.get !== "function") return false;
+    var allows = window.DigitalCredential.userAgentAllowsProtocol;
+    return typeof allows !== "function" || allows.call(window.DigitalCredential, dcRequest.protocol);
+  }
+
+  function askBrowser() {
+    dcButton.disabled = true;
+    return navigator.credentials
+      .get({ mediation: "required", digital: { requests: [dcRequest] } })
+      .then(function (credential) {
+        if (!credential || !credential.data) throw new Error("no credential");
+        var data = typeof credential.data === "string" ? JSON.parse(credential.data) : credential.data;
+        return fetch(section.dataset.dcApiUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ protocol: credential.protocol, data: data })
+        });
+      })
+      .then(function () { poll(); })
+      .catch(function () {
+        status.textContent = section.dataset.msgDcFailed;
+        dcButton.disabled = false;
+      });
+  }
+
+  if (dcButton && dcRequest && dcApiAvailable()) {
+    dcButton.hidden = false;
+    dcButton.addEventListener("click", askBrowser);
+  }
 })();
