@@ -169,6 +169,7 @@ const STEPS = {
   token: ["確認番号を確かめています…", "Checking the code…"],
   key: ["この端末の鍵を作っています…", "Making this phone's key…"],
   credential: ["証明書を受け取っています…", "Receiving the certificate…"],
+  signature: ["発行元の署名を確かめています…", "Checking the issuer's signature…"],
   type: ["証明書の種類の情報を読み込んでいます…", "Reading the certificate type's labels…"],
   saved: ["保存しました", "Saved"],
 };
