@@ -26,6 +26,10 @@ module.exports = [
     languageOptions: { ecmaVersion: "latest", sourceType: "script", globals: globals.browser },
   },
   {
+    files: ["tests/**/*.mjs"],
+    languageOptions: { ecmaVersion: "latest", sourceType: "module", globals: globals.node },
+  },
+  {
     files: ["eslint.config.js"],
     languageOptions: { ecmaVersion: "latest", sourceType: "commonjs", globals: globals.node },
   },
