@@ -28,14 +28,15 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import free_port
+from conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+from fake_camera import write_y4m
 
-from credentials import doctypes, sdjwt
+from credentials import doctypes, qr, sdjwt
 from credentials.keys import SigningKey
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -398,3 +399,36 @@ def test_wallet_refuses_requests_it_cannot_trust(
     page.screenshot(path=str(shots / "refused.png"), full_page=True)
     assert result(verifier, made["id"])["status"] == "waiting"  # nothing was sent
     context.close()
+
+
+def test_request_qr_read_by_the_camera(
+    playwright: Any, wallet_url: str, verifier: str, city: SigningKey, shots: Path
+) -> None:
+    """The signed request by reference as a QR code (its version measured: small), read
+    by the wallet's camera (Chromium's fake capture device playing a video of it)."""
+    made = new_request(verifier, mode="direct_post.jwt")
+    version = qr.qr_version(made["link"])
+    print(f"request QR: {len(made['link'])} characters, version {version}: {made['link']}")
+    assert version <= 10
+    video = write_y4m(qr.render_png(made["link"], scale=6), shots / "camera.y4m")
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        context, page = wallet_with_credential(browser, wallet_url, city)
+        context.grant_permissions(["camera"], origin=wallet_url)
+        page.click("#request-open")
+        page.click("#vp-camera")
+        page.wait_for_selector("#vp-consent", timeout=30_000)
+        assert page.inner_text("#vp-client") == "localhost"
+        page.click("#vp-consent")
+        page.wait_for_selector('#vp-status[data-state="sent"], #vp-status[data-state="failed"]')
+        assert page.get_attribute("#vp-status", "data-state") == "sent"
+        assert result(verifier, made["id"])["status"] == "verified"
+        context.close()
+    finally:
+        browser.close()
