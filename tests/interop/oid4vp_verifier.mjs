@@ -97,6 +97,7 @@ async function newRequest(options) {
         requestUri: `${base}/request/${id}`,
         jwtSigner: { method: "x5c", alg: "ES256", x5c: config.certificates[options.certificate].x5c },
         expiresInSeconds: 300,
+        additionalJwtPayload: { aud: "https://self-issued.me/v2" }, // OpenID4VP 1.0 §5.8, static discovery
       },
       callbacks: { signJwt: (signer, jwt) => signJar(config.certificates[options.certificate], jwt) },
     });
@@ -120,6 +121,7 @@ async function requestObject(session, walletNonce) {
       requestUri: `${base}/request/${session.id}`,
       jwtSigner: { method: "x5c", alg: "ES256", x5c: certificate.x5c },
       expiresInSeconds: 300,
+      additionalJwtPayload: { aud: "https://self-issued.me/v2" },
     },
     callbacks: { signJwt: (signer, jwt) => signJar(certificate, jwt) },
   });
