@@ -2,8 +2,8 @@
 // code, pastes its link, or opens the wallet from it (/?request=…); the wallet shows
 // who asks (for x509_san_dns the DNS name its certificate proved, and that the
 // certificate is not from an authority the wallet knows), what is asked with the
-// type metadata's labels and the values that would be sent, and why if the request
-// says; then sends exactly those claims with a key-binding JWT, or the refusal.
+// type metadata's labels and the values that would be sent; then sends exactly those
+// claims with a key-binding JWT, or the refusal (error=access_denied).
 import { match } from "./dcql.js";
 import { el } from "./dom.js";
 import { Problem, joinList, messageOf, t } from "./i18n.js";
@@ -146,12 +146,10 @@ function whoAsks(request) {
       "This request is not signed: who sent it is not proven, only the address the answer goes to.",
     ) }));
   }
-  if (request.clientName) {
-    parts.push(el("p", { class: "note" }, `${t("依頼元が名乗る名前", "Name the verifier gives")}: `, dataValue(request.clientName)));
-  }
-  if (request.purpose) {
-    parts.push(el("p", { id: "vp-purpose" }, `${t("目的", "Purpose")}: `, dataValue(request.purpose)));
-  }
+  // No self-declared name or purpose is shown: OpenID4VP 1.0 has the wallet ignore
+  // client_metadata beyond jwks, encryption and formats (§5.1), and an unproven name
+  // beside a proven one would mislead. A purpose would come as verifier_info
+  // attestations, which need a trust framework this wallet does not have.
   return parts;
 }
 

@@ -188,7 +188,7 @@ function encryptionOf(metadata) {
 /**
  * Read the request that `text` (a link) carries, fetching and checking its request
  * object. Resolves to `{clientId, prefix ("redirect_uri" | "x509_san_dns"),
- * clientName, certificate|null, responseUri, responseMode, nonce, state, query (see
+ * certificate|null, responseUri, responseMode, nonce, state, query (see
  * dcql.readQuery), encryption|null}`; rejects with Problem.
  */
 export async function readRequest(text, { now = Date.now() } = {}) {
@@ -267,8 +267,6 @@ function checkRequest(req, { clientId, prefix, original, certificate }) {
   return {
     clientId,
     prefix,
-    clientName: typeof metadata.client_name === "string" ? metadata.client_name : null,
-    purpose: typeof metadata.purpose === "string" ? metadata.purpose : null,
     certificate,
     responseUri: responseUri.href,
     responseMode: mode,
