@@ -26,7 +26,7 @@ module.exports = [
     languageOptions: { ecmaVersion: "latest", sourceType: "script", globals: globals.browser },
   },
   {
-    files: ["tests/interop/**/*.mjs"],
+    files: ["tests/**/*.mjs"],
     languageOptions: { ecmaVersion: "latest", sourceType: "module", globals: globals.node },
   },
   {

@@ -303,3 +303,36 @@ def test_camera_scan_a_used_offer_and_offline(playwright: Any, demo: Demo, shots
         context.close()
     finally:
         browser.close()
+
+
+def test_refuses_a_credential_the_issuers_published_keys_do_not_verify(
+    browser: Any, demo: Demo, shots: Path
+) -> None:
+    """The issuer's key document (/.well-known/jwt-vc-issuer) is answered, in this
+    browser only, with another key under the same kid: the credential the real issuer
+    signs no longer verifies, and the wallet refuses to keep it."""
+    from credentials.keys import SigningKey
+
+    s = clerk_session(demo)
+    _, link, tx_code = issue_and_offer(s, demo)
+    meta = requests.get(f"{demo.issuer_url}/.well-known/jwt-vc-issuer", timeout=10).json()
+    impostor = SigningKey.generate().jwk
+    meta["jwks"]["keys"] = [
+        {**k, "x": impostor["x"], "y": impostor["y"]} for k in meta["jwks"]["keys"]
+    ]
+    context = browser.new_context(locale="ja-JP", viewport=MOBILE)
+    context.route(
+        f"{demo.issuer_url}/.well-known/jwt-vc-issuer",
+        lambda route: route.fulfill(json=meta, headers={"Access-Control-Allow-Origin": "*"}),
+    )
+    page = context.new_page()
+    page.goto(f"{demo.wallet_url}/{link[len(SCHEME) :]}")
+    page.wait_for_selector("#code-step:not([hidden])")
+    page.fill("#tx-code", tx_code)
+    page.click("#receive-submit")
+    page.wait_for_selector("#receive-error:not([hidden])", timeout=30_000)
+    error = page.inner_text("#receive-error")
+    assert "発行元が公開している鍵で確かめられません" in error, error
+    page.screenshot(path=str(shots / "01-refused.png"), full_page=True)
+    assert page.evaluate(STORED) == []  # the credential is not kept
+    context.close()

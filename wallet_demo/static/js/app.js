@@ -169,6 +169,7 @@ const STEPS = {
   token: ["確認番号を確かめています…", "Checking the code…"],
   key: ["この端末の鍵を作っています…", "Making this phone's key…"],
   credential: ["証明書を受け取っています…", "Receiving the certificate…"],
+  signature: ["発行元の署名を確かめています…", "Checking the issuer's signature…"],
   type: ["証明書の種類の情報を読み込んでいます…", "Reading the certificate type's labels…"],
   saved: ["保存しました", "Saved"],
 };
@@ -282,6 +283,17 @@ function offerInUrl() {
   return null;
 }
 
+// An OpenID4VP request opening the wallet: /?request=<the openid4vp:// link, URL-encoded>,
+// or the request's own parameters on the wallet's URL (/?client_id=…&request_uri=…).
+function requestInUrl() {
+  const query = new URLSearchParams(location.search);
+  if (query.has("request") && !query.has("client_id")) return query.get("request");
+  if (query.has("client_id") && (query.has("request_uri") || query.has("response_type") || query.has("request"))) {
+    return `openid4vp://?${query.toString()}`;
+  }
+  return null;
+}
+
 function bind() {
   $("toggle-large").addEventListener("click", () =>
     setLarge($("toggle-large").getAttribute("aria-pressed") !== "true"),
@@ -294,6 +306,7 @@ function bind() {
     if (state.view === "list") await drawList();
     if (state.view === "detail" && state.detailId) await showDetail(state.detailId);
   });
+  $("request-open").addEventListener("click", () => window.dispatchEvent(new CustomEvent("shomei:request", { detail: {} })));
   $("tab-list").addEventListener("click", () => showList());
   $("tab-receive").addEventListener("click", () => {
     resetReceive();
@@ -345,6 +358,14 @@ async function start() {
   show($("unsupported"), !supported);
   if ("serviceWorker" in navigator && window.isSecureContext) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+  }
+  const request = requestInUrl();
+  if (request) {
+    const keep = new URLSearchParams(location.search).get("lang");
+    history.replaceState(null, "", keep ? `/?lang=${keep}` : "/");
+    await showList();
+    window.dispatchEvent(new CustomEvent("shomei:request", { detail: { text: request } }));
+    return;
   }
   const offer = offerInUrl();
   if (offer) {

@@ -7,6 +7,7 @@ import { b32, b64uDecode, b64uJson } from "./b64.js";
 import { el } from "./dom.js";
 import { Problem, joinList, messageOf, t } from "./i18n.js";
 import { dataValue, valueText } from "./list.js";
+import { isRequestLink } from "./oid4vp.js";
 import { encode as qrEncode, svg as qrSvg } from "./qrcode.js";
 import { REGISTERED, present } from "./sdjwt.js";
 import { getCredential } from "./store.js";
@@ -339,7 +340,7 @@ async function startCamera(video, onText) {
       try {
         const resp = await fetch("/api/scan", { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
         const doc = await resp.json();
-        if (doc.found && doc.text.startsWith(REQUEST_PREFIX)) { stopCamera(); onText(doc.text); }
+        if (doc.found && (doc.text.startsWith(REQUEST_PREFIX) || isRequestLink(doc.text))) { stopCamera(); onText(doc.text); }
       } catch { /* a dropped frame: the next one follows */ }
       busy = false;
     }, "image/jpeg", 0.85);
@@ -364,6 +365,12 @@ function answerRequest() {
     };
     if (problem) say(...problem);
     const accept = (text) => {
+      if (isRequestLink(text)) {
+        // An OpenID4VP request: answer.js reads it and finds the certificates it asks for.
+        close();
+        window.dispatchEvent(new CustomEvent("shomei:request", { detail: { text } }));
+        return;
+      }
       try {
         confirmRequest(record, parseRequest(text));
       } catch (e) {

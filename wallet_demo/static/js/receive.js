@@ -1,9 +1,11 @@
 // Receiving a certificate from the city (OpenID4VCI 1.0, pre-authorized code flow with
 // a tx_code), exactly as tests/issuer/test_oid4vci.py walks it: issuer metadata →
-// token (code + 確認番号) → nonce → a new holder key → proof JWT → credential; then the
+// token (code + 確認番号) → nonce → a new holder key → proof JWT → credential, whose
+// signature is checked against the issuer's published keys; then the
 // SD-JWT VC type metadata its vct resolves to, kept with it for titles and labels.
 import { b64uDecode, utf8 } from "./b64.js";
 import { Problem } from "./i18n.js";
+import { verifyIssuerJws } from "./issuerkeys.js";
 import { createHolderKey, signJwt } from "./keys.js";
 import { REGISTERED, parse, resolveValue } from "./sdjwt.js";
 import { hex, sha256 } from "./sha256.js";
@@ -280,7 +282,7 @@ async function freshNonce(metadata) {
 /**
  * Exchange the offer and the resident's 確認番号 for a credential bound to a new key;
  * store it and resolve to its record. `onStep(name)` reports "metadata", "token",
- * "key", "credential", "type", "saved". Rejects with ReceiveError.
+ * "key", "credential", "signature", "type", "saved". Rejects with ReceiveError.
  */
 export async function receiveCredential(offer, txCode, { onStep = () => {} } = {}) {
   const issuer = offer.credential_issuer;
@@ -344,6 +346,17 @@ export async function receiveCredential(offer, txCode, { onStep = () => {} } = {
       docType: configuration,
     });
     const cnf = parse(sdJwt).payload.cnf;
+    onStep("signature");
+    try {
+      // The issuer's signature, with a key it publishes (/.well-known/jwt-vc-issuer, by kid).
+      await verifyIssuerJws(parse(sdJwt).jwt, issuer, "dc+sd-jwt");
+    } catch (e) {
+      throw new ReceiveError(
+        "issuer",
+        `受け取った証明書の署名を、発行元が公開している鍵で確かめられません（${e.message}）`,
+        `the credential's signature does not verify with the keys the issuer publishes (${e.message})`,
+      );
+    }
     if (record.issuer !== issuer) {
       throw new ReceiveError(
         "issuer",

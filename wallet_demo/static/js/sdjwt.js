@@ -141,7 +141,11 @@ export async function present(record, names, kb) {
     );
   }
   const chosen = disclosures.filter((d) => picked.has(d.raw)).map((d) => d.raw);
-  const text = [jwt, ...chosen].join("~") + "~";
+  return bind(record, [jwt, ...chosen].join("~") + "~", kb);
+}
+
+/** `text` (an SD-JWT ending in `~`) followed by a key-binding JWT when `kb` is given. */
+async function bind(record, text, kb) {
   if (!kb) return text;
   if (typeof kb.nonce !== "string" || typeof kb.aud !== "string") {
     throw new Error("a key-binding JWT needs nonce and aud");
@@ -150,4 +154,114 @@ export async function present(record, names, kb) {
   const iat = Number.isInteger(kb.iat) ? kb.iat : Math.floor(Date.now() / 1000);
   const kbPayload = { iat, aud: kb.aud, nonce: kb.nonce, sd_hash: digest(text) };
   return text + (await signJwt(record.keyId, { alg: "ES256", typ: "kb+jwt" }, kbPayload));
+}
+
+// ------------------------------------------------------------------ claims path pointers
+
+function isObject(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/**
+ * Where a claims path pointer (OpenID4VP §7: strings, null for every array element,
+ * indexes) leads in a parsed SD-JWT, following disclosures at every level (the
+ * issuer's top-level ones and any nested `_sd` / `{"...": digest}` ones):
+ * `{values: [selected JSON values], disclosures: Set(raw disclosures needed to reveal
+ * them, including every disclosure inside them)}`; `values` is empty when the path
+ * leads nowhere. Throws Error when the pointer does not fit the credential's shape.
+ */
+export function resolvePath(parsed, path) {
+  const byDigest = new Map(parsed.disclosures.map((d) => [d.digest, d]));
+  const needed = new Set();
+  const everything = (node) => {
+    if (Array.isArray(node)) {
+      for (const item of node) {
+        const d = isObject(item) && Object.keys(item).length === 1 ? byDigest.get(item["..."]) : null;
+        if (d && d.name === null) {
+          needed.add(d.raw);
+          everything(d.value);
+        } else {
+          everything(item);
+        }
+      }
+    } else if (isObject(node)) {
+      for (const digest of Array.isArray(node._sd) ? node._sd : []) {
+        const d = byDigest.get(digest);
+        if (d && d.name !== null) {
+          needed.add(d.raw);
+          everything(d.value);
+        }
+      }
+      for (const [k, v] of Object.entries(node)) if (k !== "_sd") everything(v);
+    }
+  };
+  // Each selected element: {value (as signed, with _sd inside), via: [raw disclosures]}
+  let selected = [{ value: parsed.payload, via: [] }];
+  for (const part of path) {
+    const next = [];
+    for (const { value, via } of selected) {
+      if (typeof part === "string") {
+        if (!isObject(value)) throw new Error(`claim path ${JSON.stringify(path)} does not fit this credential`);
+        if (Object.hasOwn(value, part) && part !== "_sd" && part !== "_sd_alg") {
+          next.push({ value: value[part], via });
+          continue;
+        }
+        for (const digest of Array.isArray(value._sd) ? value._sd : []) {
+          const d = byDigest.get(digest);
+          if (d && d.name === part) next.push({ value: d.value, via: [...via, d.raw] });
+        }
+      } else if (part === null || (Number.isInteger(part) && part >= 0)) {
+        if (!Array.isArray(value)) throw new Error(`claim path ${JSON.stringify(path)} does not fit this credential`);
+        const items = part === null ? value : value.slice(part, part + 1);
+        for (const item of items) {
+          const d = isObject(item) && Object.keys(item).length === 1 ? byDigest.get(item["..."]) : null;
+          if (d && d.name === null) next.push({ value: d.value, via: [...via, d.raw] });
+          else if (!(isObject(item) && "..." in item)) next.push({ value: item, via });
+        }
+      } else {
+        throw new Error(`claim path ${JSON.stringify(path)} is not a claims path pointer`);
+      }
+    }
+    selected = next;
+  }
+  for (const { value, via } of selected) {
+    via.forEach((raw) => needed.add(raw));
+    everything(value);
+  }
+  const plain = (node) => {
+    if (Array.isArray(node)) {
+      return node.flatMap((item) => {
+        const d = isObject(item) && Object.keys(item).length === 1 ? byDigest.get(item["..."]) : null;
+        if (d && d.name === null) return [plain(d.value)];
+        return isObject(item) && "..." in item ? [] : [plain(item)];
+      });
+    }
+    if (!isObject(node)) return node;
+    const out = {};
+    for (const [k, v] of Object.entries(node)) if (k !== "_sd" && k !== "_sd_alg") out[k] = plain(v);
+    for (const digest of Array.isArray(node._sd) ? node._sd : []) {
+      const d = byDigest.get(digest);
+      if (d && d.name !== null) out[d.name] = plain(d.value);
+    }
+    return out;
+  };
+  return { values: selected.map((s) => plain(s.value)), disclosures: needed };
+}
+
+/**
+ * The presentation of `record.sdJwt` revealing exactly what the claims path pointers
+ * `paths` need (disclosures in the credential's order), with a key-binding JWT when
+ * `kb = {nonce, aud[, iat]}` is given (as present()). Throws Error for a path the
+ * credential does not have.
+ */
+export async function presentPaths(record, paths, kb) {
+  const parsed = parse(record.sdJwt);
+  const needed = new Set();
+  for (const path of paths) {
+    const { values, disclosures } = resolvePath(parsed, path);
+    if (!values.length) throw new Error(`not in this credential: ${JSON.stringify(path)}`);
+    disclosures.forEach((raw) => needed.add(raw));
+  }
+  const chosen = parsed.disclosures.filter((d) => needed.has(d.raw)).map((d) => d.raw);
+  return bind(record, [parsed.jwt, ...chosen].join("~") + "~", kb);
 }
