@@ -345,7 +345,7 @@ def test_nested_age_claim_reveals_only_the_age_asked(
     made = new_request(verifier, claims=[["age_equal_or_over", "20"]], mode="direct_post.jwt")
     context, page = wallet_with_credential(browser, wallet_url, city, nested=True)
     paste(page, made["link"])
-    assert "age_equal_or_over.20: はい" in page.inner_text("#vp-asked")
+    assert "20歳以上: はい" in page.inner_text("#vp-asked")  # the type metadata's label
     page.click("#vp-consent")
     page.wait_for_selector('#vp-status[data-state="sent"], #vp-status[data-state="failed"]')
     assert page.get_attribute("#vp-status", "data-state") == "sent", page.inner_text("#vp-status")
