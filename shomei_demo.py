@@ -10,6 +10,7 @@ again: it reuses the node, the registry, the city's key and the accounts.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import time
@@ -320,18 +321,26 @@ def serve(
     # and fetches link-mode presentations only from the wallet's relay: its origins.
     names = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     relays = [f"http://{f'[{n}]' if ':' in n else n}:{wallet_port}" for n in dict.fromkeys(names)]
-    # OpenID4VP requests are signed as x509_san_dns:<the host shown> with a self-signed
-    # certificate kept (0600) in the data directory, and name the demo city's 住民票.
-    cert, cert_key = write_self_signed(data, shown, now=datetime.now(UTC))
-    verifier_app = create_verifier(
-        {
-            "DATA_DIR": data,
-            "LINK_RELAYS": relays,
+    # OpenID4VP requests name the demo city's 住民票 and are signed as
+    # x509_san_dns:<a DNS name> with a self-signed certificate kept (0600) in the data
+    # directory; their links use that name (a wallet checks that the response URI is
+    # on it), so on this computer the verifier is http://localhost:<port>. Served at
+    # another IP address (no DNS name), requests are unsigned (redirect_uri:).
+    verifier_config: dict[str, Any] = {
+        "DATA_DIR": data,
+        "LINK_RELAYS": relays,
+        "OID4VP_ISSUERS": [issuer_keys.load(data, PASSPHRASE).settings.issuer_id],
+        "WALLET_URL": f"http://{shown}:{wallet_port}",
+    }
+    dns_name = verifier_dns_name(shown)
+    if dns_name is not None:
+        cert, cert_key = write_self_signed(data, dns_name, now=datetime.now(UTC))
+        verifier_config |= {
             "X509_CERT": str(cert),
             "X509_KEY": str(cert_key),
-            "OID4VP_ISSUERS": [issuer_keys.load(data, PASSPHRASE).settings.issuer_id],
+            "VERIFIER_URL": f"http://{dns_name}:{verifier_port}",
         }
-    )
+    verifier_app = create_verifier(verifier_config)
     wallet_app = create_wallet()
     # Each service in a process of its own, built here (a bad setting stops the demo
     # before anything listens); the same servers and defaults as `shomei … serve`.
@@ -384,10 +393,21 @@ def serve(
                 )
                 processes.stop(list(children.values()), grace=DEFAULT_GRACE)
                 return 1
-        _welcome(data, shown, port, verifier_port, wallet_port)
+        _welcome(data, shown, port, verifier_port, wallet_port, verifier_name=dns_name or shown)
         return processes.supervise(children, grace=DEFAULT_GRACE + 10)
     finally:  # an error above, or a second Ctrl-C while stopping: leave nothing behind
         processes.stop(list(children.values()), grace=2)
+
+
+def verifier_dns_name(host: str) -> str | None:
+    """The DNS name the demo verifier's certificate names when served on ``host``:
+    ``localhost`` for a loopback address, the host itself when it is a name, None for
+    another IP address (a dNSName names no address)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return "localhost" if address.is_loopback else None
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -406,7 +426,9 @@ def _options(cli: Any) -> ServeOptions:
     return ServeOptions(workers=cli.WORKERS, threads=cli.THREADS)
 
 
-def _welcome(data: Path, shown: str, port: int, verifier_port: int, wallet_port: int) -> None:
+def _welcome(
+    data: Path, shown: str, port: int, verifier_port: int, wallet_port: int, *, verifier_name: str
+) -> None:
     settings = issuer_keys.load(data, PASSPHRASE).settings
     base = f"http://{shown}:{port}"
     echo = click.echo
@@ -418,7 +440,8 @@ def _welcome(data: Path, shown: str, port: int, verifier_port: int, wallet_port:
     echo(f"  発行者ID / issuer id: {settings.issuer_id}")
     echo("  証明書は数秒でブロックチェーンに記録されます / certificates anchor within seconds")
     echo("\n検証用の画面 / verifier for companies (no account):")
-    echo(f"  http://{shown}:{verifier_port}/")
+    echo(f"  http://{verifier_name}:{verifier_port}/")
+    echo("  住所確認などの依頼（OpenID4VP）はウォレットで読み取る / wallets answer its requests")
     echo(f"  QRコードの画像で試す / try it with: {data / 'demo' / 'juminhyo-qr.png'}")
     echo("\n住民のウォレット / the resident's wallet (open it on a phone or a second window):")
     echo(f"  http://{shown}:{wallet_port}/")

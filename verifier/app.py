@@ -105,6 +105,9 @@ def defaults() -> dict[str, Any]:
         ],
         "OID4VP_RESPONSE_MODE": os.environ.get("SHOMEI_VERIFIER_RESPONSE_MODE")
         or "direct_post.jwt",
+        # A wallet the request page also offers to open on this device (the demo's):
+        # ``<WALLET_URL>/?request=<the openid4vp link>``. Unset: only the link itself.
+        "WALLET_URL": os.environ.get("SHOMEI_VERIFIER_WALLET_URL") or None,
         "MAX_CONTENT_LENGTH": MAX_UPLOAD,
         # The contract PDF (``document``) on /verify and /api/verify: its own limits.
         "DOCUMENT_MAX_BYTES": documents.MAX_BYTES,

@@ -1,7 +1,8 @@
 """OpenID4VP 1.0 endpoints (the protocol itself is :mod:`verifier.oid4vp`):
 
 - ``GET``/``POST /oid4vp/request/<state>`` — the signed request object a wallet fetches
-  by reference (``application/oauth-authz-req+jwt``; a POST may carry ``wallet_nonce``);
+  by reference (``application/oauth-authz-req+jwt``; a POST may carry ``wallet_nonce``;
+  CORS open to wallets in a browser, as the response URI);
 - ``POST /oid4vp/response/<state>`` — the wallet's answer (``direct_post`` or
   ``direct_post.jwt``): verified with the request's nonce and full client identifier,
   kept once, shown on the company's page;
@@ -18,7 +19,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.wrappers import Response
@@ -96,6 +97,9 @@ class PageView:
     client_id: str
     signed: bool
     dc_api: str
+    #: ``<wallet>/?request=<the link>``: the demo wallet opened with this request, when
+    #: the verifier is configured with the wallet's URL (WALLET_URL), else "".
+    wallet_link: str
 
 
 def page(req: requests.PendingRequest, *, base_url: str, origin: str, lang: str) -> PageView:
@@ -121,7 +125,14 @@ def page(req: requests.PendingRequest, *, base_url: str, origin: str, lang: str)
         client_id=params.client_id,
         signed=params.signed,
         dc_api=json.dumps(dc_api, ensure_ascii=False, separators=(",", ":")),
+        wallet_link=wallet_link(link),
     )
+
+
+def wallet_link(link: str) -> str:
+    """The configured wallet's address that opens ``link`` (same device), or ""."""
+    wallet = str(current_app.config.get("WALLET_URL") or "").rstrip("/")
+    return f"{wallet}/?{urlencode({'request': link})}" if wallet else ""
 
 
 # ------------------------------------------------------------------ the endpoints
@@ -144,8 +155,12 @@ def _pending(state: str) -> tuple[requests.PendingRequest, oid4vp.Params]:
     return req, oid4vp.Params.from_json(req.oid4vp)
 
 
-@bp.route("/oid4vp/request/<state>", methods=["GET", "POST"])
+@bp.route("/oid4vp/request/<state>", methods=["GET", "POST", "OPTIONS"])
 def request_object(state: str) -> Response:
+    """The signed request object; a wallet in a browser fetches it from its own origin
+    (a simple GET, or a form POST), so the answer carries CORS headers."""
+    if request.method == "OPTIONS":
+        return _cors(Response(status=204))
     try:
         req, params = _pending(state)
         identity = _identity()
@@ -163,8 +178,8 @@ def request_object(state: str) -> Response:
             params, identity, now=_now(), expires_at=req.expires_at, wallet_nonce=wallet_nonce
         )
     except CodedError as e:
-        return _error(e)
-    return Response(jwt, mimetype=oid4vp.REQUEST_MEDIA_TYPE)
+        return _cors(_error(e))
+    return _cors(Response(jwt, mimetype=oid4vp.REQUEST_MEDIA_TYPE))
 
 
 def _wallet_nonce() -> str | None:
@@ -267,6 +282,6 @@ def _cors(response: Response) -> Response:
     elif origin in allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
-    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     return response

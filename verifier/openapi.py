@@ -207,7 +207,7 @@ _RID = {
     "in": "path",
     "required": True,
     "schema": {"type": "string"},
-    "description": "the request's id (in the QR code the company's screen shows)",
+    "description": "the request's id (in the company's page address)",
 }
 _REQUEST_GONE = {
     "404": _error("No such request."),
@@ -216,7 +216,8 @@ _REQUEST_GONE = {
 
 
 def _request_paths() -> dict[str, Any]:
-    """The cross-device flow: the company's page polls the state, the wallet answers."""
+    """The cross-device flow: the company's page polls the state (the wallet answers at
+    the OpenID4VP endpoints, :mod:`verifier.oid4vp_openapi`)."""
     return {
         "/request/{rid}/status": {
             "get": {
@@ -239,50 +240,6 @@ def _request_paths() -> dict[str, Any]:
                         },
                     },
                     **_REQUEST_GONE,
-                    "429": _ERRORS["429"],
-                },
-            }
-        },
-        "/request/{rid}/response": {
-            "post": {
-                "summary": "The wallet's answer: a presentation bound to the request's "
-                "nonce and audience",
-                "operationId": "request_response",
-                "parameters": [_RID],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["presentation"],
-                                "properties": {
-                                    "presentation": {"type": "string"},
-                                    "evidence": _EVIDENCE,
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "Verified and kept for the company's page.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["ok", "verdict"],
-                                    "properties": {
-                                        "ok": {"const": True},
-                                        "verdict": {"enum": ["valid", "invalid"]},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "400": _error("No presentation, unusable input, or already answered."),
-                    **_REQUEST_GONE,
-                    "413": _ERRORS["413"],
                     "429": _ERRORS["429"],
                 },
             }

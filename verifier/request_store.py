@@ -108,10 +108,9 @@ class SqliteStore:
             rid = secrets.token_urlsafe(16)
             req = PendingRequest(
                 id=rid,
-                # One nonce for both protocols: the request is answered once either way.
+                # The OpenID4VP request's own nonce (the key-binding JWT signs it).
                 nonce=oid4vp["nonce"] if oid4vp else secrets.token_urlsafe(16),
                 client_id=client_id,
-                response_uri=_response_uri(client_id, rid),
                 claims=claims,
                 expires_at=now + lim.ttl,
                 oid4vp=oid4vp,
@@ -277,17 +276,12 @@ def _unavailable_as_busy() -> Iterator[None]:
         raise busy(1.0) from None
 
 
-def _response_uri(client_id: str, rid: str) -> str:
-    return f"{client_id}/request/{rid}/response"
-
-
 def _request(row: tuple[Any, ...]) -> PendingRequest:
     rid, nonce, client_id, claims, expires_at, result, presentation, oid4vp = row
     return PendingRequest(
         id=rid,
         nonce=nonce,
         client_id=client_id,
-        response_uri=_response_uri(client_id, rid),
         claims=tuple(json.loads(claims)),
         expires_at=float(expires_at),
         result=json.loads(result) if result is not None else None,

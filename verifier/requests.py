@@ -1,13 +1,11 @@
-"""Cross-device presentation requests: the pool, and our wallet's former protocol.
+"""Cross-device presentation requests: the pool.
 
-A request is made once and answered once, by either protocol: OpenID4VP 1.0 (its
-parameters in :attr:`PendingRequest.oid4vp`, see :mod:`verifier.oid4vp`), or, until our
-wallet speaks OpenID4VP, the former ``shomei-request:`` + base64url of the
-JSON ``{"response_uri", "nonce", "client_id", "claims"}``. The resident's wallet signs
-a key-binding JWT over that ``nonce`` with ``aud = client_id`` and posts the
-presentation to ``response_uri``; the verifier checks it with the same nonce and
-audience, so the holder check proves the presentation was made for this request just
-now. Requests live for ``TTL`` seconds in a :class:`Store` shared by the server's
+A request is made once and answered once, over OpenID4VP 1.0 (its parameters in
+:attr:`PendingRequest.oid4vp`, see :mod:`verifier.oid4vp`): the wallet signs a
+key-binding JWT over the request's ``nonce`` with ``aud`` = its full client identifier
+and posts the presentation to its ``response_uri``; the verifier checks it with the
+same nonce and audience, so the holder check proves the presentation was made for this
+request just now. Requests live for ``TTL`` seconds in a :class:`Store` shared by the server's
 processes (:mod:`verifier.request_store`); only the verification result is kept, for
 the company's screen, until the request expires. Time is a parameter (``now``) throughout.
 
@@ -18,15 +16,12 @@ Anyone may create a request, so the pool is bounded per client address (IPv6 by 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from credentials.encoding import b64e
 from credentials.errors import CodedError
 
-PREFIX: Final = "shomei-request:"
 TTL: Final = 300.0
 #: An answered request keeps its result at least this long for the screen to show it.
 RESULT_TTL: Final = 120.0
@@ -114,25 +109,12 @@ class PendingRequest:
     id: str
     nonce: str
     client_id: str
-    response_uri: str
     claims: tuple[str, ...]
     expires_at: float
     result: dict[str, Any] | None = None
     presentation: str | None = None
     #: The OpenID4VP parameters (:class:`verifier.oid4vp.Params` as JSON), if any.
     oid4vp: dict[str, Any] | None = None
-
-    def qr_text(self) -> str:
-        """``shomei-request:`` + base64url (unpadded) of the request JSON."""
-        doc: dict[str, Any] = {
-            "response_uri": self.response_uri,
-            "nonce": self.nonce,
-            "client_id": self.client_id,
-        }
-        if self.claims:
-            doc["claims"] = list(self.claims)
-        raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-        return PREFIX + b64e(raw)
 
     def state(self) -> str:
         """``answered`` or ``pending`` (an expired request is no longer found)."""

@@ -3,7 +3,6 @@ request to a phone's wallet (``POST /request`` … ``GET /request/<id>/result``)
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
@@ -12,7 +11,6 @@ from flask.wrappers import Response
 
 import verifier.dcql as dcql
 import verifier.oid4vp_web as oid4vp_web
-from credentials import qr
 from credentials.errors import CodedError
 
 from . import display, requests, service
@@ -62,8 +60,9 @@ def verify() -> str:
 
 
 # ------------------------------------------------------------------ requests to a wallet
-# The company's screen asks a phone for a presentation (verifier/requests.py): the page
-# shows the request QR code and polls; the wallet posts its answer from its own origin.
+# The company's screen asks a phone for a presentation over OpenID4VP 1.0 (the pool in
+# verifier/requests.py, the protocol in verifier/oid4vp_web.py): the page shows the
+# request QR code and link and polls until the wallet's answer has arrived.
 
 
 def _requests() -> requests.Store:
@@ -78,20 +77,6 @@ def _now() -> float:
 def _json(doc: dict[str, Any], status: int = 200) -> Response:
     response = jsonify(doc)
     response.status_code = status
-    return response
-
-
-def _cors(response: Response) -> Response:
-    allowed = current_app.config.get("WALLET_ORIGINS") or ["*"]
-    origin = request.headers.get("Origin", "")
-    if "*" in allowed:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin in allowed:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Max-Age"] = "600"
     return response
 
 
@@ -118,7 +103,7 @@ def new_request() -> ResponseReturnValue:
     form = request.form
     try:
         paths = dcql.parse_paths(form.getlist("claims"), form.get("preset") or None)
-        # Our wallet's own protocol (retired once it speaks OpenID4VP) names top-level claims.
+        # The top-level claims asked for, kept with the request (the pool's record).
         claims = requests.parse_claims(list(dict.fromkeys(p[0] for p in paths)))
         params = oid4vp_web.new_params(
             base_url=base,
@@ -155,11 +140,7 @@ def request_page(rid: str) -> ResponseReturnValue:
     if req.result is not None:  # answered: a reload shows the verdict
         return _result_page(req)
     view = oid4vp_web.page(req, base_url=_base_url(), origin=_base_url(), lang=lang())
-    text = req.qr_text()
-    qr_png = "data:image/png;base64," + base64.b64encode(qr.render_png(text, scale=6)).decode()
-    return render_template(
-        "verifier/request.html", req=req, text=text, qr_png=qr_png, labels=view.labels, vp=view
-    )
+    return render_template("verifier/request.html", req=req, vp=view)
 
 
 @bp.get("/request/<rid>/status")
@@ -171,39 +152,6 @@ def request_status(rid: str) -> Response:
             return _json({"state": "expired"})
         return _json(e.to_json(), e.status)
     return _json({"state": req.state()})
-
-
-@bp.route("/request/<rid>/response", methods=["POST", "OPTIONS"])
-def request_response(rid: str) -> Response:
-    if request.method == "OPTIONS":
-        return _cors(Response(status=204))
-    return _cors(_answer(rid))
-
-
-def _answer(rid: str) -> Response:
-    """Verify the wallet's answer with the request's nonce and audience; keep the result."""
-    store, now = _requests(), _now()
-    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
-    try:
-        req = requests.claim_for_answer(store, rid, now=now)
-        if not isinstance(body, dict) or not isinstance(body.get("presentation"), str):
-            raise InputError("bad_request", "presentation がありません", "missing presentation")
-        evidence = body.get("evidence")
-        result = service.verify_text(
-            current_app.config["VERIFIER"],
-            body["presentation"],
-            now=now,
-            fetch_link=current_app.config["LINK_FETCHER"],
-            evidence=service.parse_evidence(evidence) if evidence is not None else None,
-            nonce=req.nonce,
-            aud=req.client_id,
-        ).to_json()
-        store.answer(req.id, result, body["presentation"], now=now)
-    except requests.RequestError as e:
-        return _json(e.to_json(), e.status)
-    except InputError as e:
-        return _json(e.to_json(), e.status)
-    return _json({"ok": True, "verdict": result["verdict"]})
 
 
 @bp.get("/request/<rid>/result")

@@ -2,7 +2,8 @@
 氏名 and 住所 as an embedded QR code (drawn by the wallet's own encoder, decoded here
 with zxing-cpp, verified by the demo verifier: exactly those claims); a link-mode QR
 (sealed in the browser, fetched from the wallet's relay, opened here); and a verifier's
-request answered with a key-binding JWT (holder check ``pass``). Screenshots in
+OpenID4VP 1.0 request from the demo verifier answered with a key-binding JWT (holder
+check ``pass``). Screenshots in
 ``build/screenshots/``."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -191,23 +193,29 @@ def test_link_mode_sealed_in_the_browser(
     context.close()
 
 
-def test_answer_a_verifier_request_with_key_binding(
+def test_answer_our_verifiers_openid4vp_request(
     browser: Any, demo: Demo, wallet_url: str, shots: Path
 ) -> None:
-    # the company's screen: ask for 氏名 and 住所
+    # the company's screen: ask for 氏名 and 住所 over OpenID4VP
     company = browser.new_context(locale="ja-JP", viewport={"width": 900, "height": 1200})
     screen = company.new_page()
     screen.goto(f"{demo.verifier_url}/")
     for name in SHOWN:
         screen.check(f'#request-form input[value="{name}"]')
     screen.click("#request-start")
-    screen.wait_for_selector("#request-qr")
+    screen.wait_for_selector("#oid4vp-qr")
+    assert screen.query_selector("#legacy-request, #request-text, #request-qr") is None
     screen.screenshot(path=str(shots / "01-request.png"), full_page=True)
-    request_text = screen.input_value("#request-text")
-    assert request_text.startswith("shomei-request:")
-    qr_png = screen.locator("#request-qr").screenshot()
+    link = screen.get_attribute("#oid4vp-link", "href") or ""
+    # signed by the demo's certificate for localhost, answered on localhost
+    query = parse_qs(urlsplit(link).query)
+    assert link.startswith("openid4vp://?") and query["client_id"] == ["x509_san_dns:localhost"]
+    assert urlsplit(query["request_uri"][0]).hostname == "localhost", link
+    qr_png = screen.locator("#oid4vp-qr").screenshot()
     scanned = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_png)).convert("L"))
-    assert scanned and scanned[0].text == request_text
+    assert scanned and scanned[0].text == link
+    same_device = screen.get_attribute("#oid4vp-wallet-link", "href") or ""
+    assert same_device == f"{wallet_url}/?{urlencode({'request': link})}"
 
     # the resident's wallet: a holder key in the browser, a credential bound to it
     context, page = open_wallet(browser, wallet_url)
@@ -226,27 +234,40 @@ def test_answer_a_verifier_request_with_key_binding(
         holder_jwk=holder["publicJwk"],
     ).sd_jwt
     store_and_present(page, record_for(cred, key_id=holder["id"], evidence=None))
+    # 「依頼に答える」 on the presenting screen opens the OpenID4VP reader: paste the link
     page.click("#present-answer")
-    page.fill("#request-text", request_text)
-    page.click("#request-read")
-    page.wait_for_selector("#answer-send")
-    assert page.inner_text("#request-client") == demo.verifier_url
-    for name in SHOWN:
-        assert page.is_checked(f"#answer-claim-{name}")
-    assert not page.is_checked("#answer-claim-birthdate")
+    page.fill("#vp-request-text", link)
+    page.click("#vp-request-read")
+    page.wait_for_selector("#vp-consent, #vp-error:not([hidden])")
+    assert page.query_selector("#vp-consent"), page.inner_text("#answer")
+    assert page.inner_text("#vp-client") == "localhost"
+    assert page.get_attribute("#vp-client", "data-prefix") == "x509_san_dns"
+    asked = page.inner_text("#vp-asked")
+    assert "山田" in asked and "1980" not in asked, asked
     page.screenshot(path=str(shots / "02-wallet-confirm.png"), full_page=True)
-    page.click("#answer-send")
-    page.wait_for_selector('#answer-status[data-state="sent"], #answer-status[data-state="failed"]')
-    assert page.inner_text("#answer-status") == "送信しました"
-    assert page.get_attribute("#answer-status", "data-verdict") == "valid"
+    page.click("#vp-consent")
+    page.wait_for_selector('#vp-status[data-state="sent"], #vp-status[data-state="failed"]')
+    assert page.get_attribute("#vp-status", "data-state") == "sent", page.inner_text("#vp-status")
     page.screenshot(path=str(shots / "03-wallet-sent.png"), full_page=True)
 
-    # the company's screen follows to the result
+    # the company's screen follows to the result: exactly the requested claims
     screen.wait_for_selector("#verdict", timeout=15000)
     assert screen.inner_text("#verdict .word").strip() == "有効"
     holder_row = screen.get_attribute('tr[data-check="holder"]', "class") or ""
     assert "pass" in holder_row.split()
-    assert "山田" in screen.inner_text(".claims") and "1980" not in screen.inner_text(".claims")
+    shown = screen.inner_text(".claims")
+    assert "山田" in shown and "1980" not in shown, shown
     screen.screenshot(path=str(shots / "04-result.png"), full_page=True)
+
+    # answered once: the same request again is refused by the verifier
+    page.goto(f"{wallet_url}/")
+    page.wait_for_load_state("networkidle")
+    page.evaluate(
+        """(text) => window.dispatchEvent(
+        new CustomEvent("shomei:request", { detail: { text } }))""",
+        link,
+    )
+    page.wait_for_selector("#vp-error:not([hidden])")
+    assert "すでに回答" in page.inner_text("#vp-error") or "400" in page.inner_text("#vp-error")
     context.close()
     company.close()

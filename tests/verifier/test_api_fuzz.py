@@ -86,11 +86,8 @@ _ADDRESSES = itertools.count()
 
 
 def _seed(case: schemathesis.Case) -> None:
-    """Two cases in three of the request flow go to a real request (a fresh one: an
-    answered request refuses more answers), half of those with a real presentation."""
-    if not case.operation.label.endswith("/request/{rid}/status") and not (
-        case.operation.label.endswith("/request/{rid}/response")
-    ):
+    """Two cases in three of the request page's polling go to a real request."""
+    if not case.operation.label.endswith("/request/{rid}/status"):
         return
     variant = zlib.crc32(repr((case.body, case.path_parameters)).encode()) % 3
     if variant == 0:
@@ -100,8 +97,6 @@ def _seed(case: schemathesis.Case) -> None:
         "/request", data={"claims": ["family_name"]}, environ_base={"REMOTE_ADDR": address}
     )
     case.path_parameters = {"rid": created.headers["Location"].split("?")[0].rsplit("/", 1)[1]}
-    if variant == 2 and isinstance(case.body, dict):
-        case.body["presentation"] = PRESENTATION
 
 
 def post_verify(data: bytes, content_type: str) -> int:

@@ -1,16 +1,18 @@
-"""Cross-device requests through Flask's test client: the company's page makes a
-request (QR code with a nonce), the wallet answers with a presentation whose
-key-binding JWT signs that nonce for this verifier, the page polls and shows the
-result once. Replays, expired requests and a wrong nonce fail."""
+"""Cross-device requests through Flask's test client: the company's page makes an
+OpenID4VP request (QR code and link with a nonce; unsigned here, ``redirect_uri:``,
+``direct_post``), the wallet answers with a presentation whose key-binding JWT signs
+that nonce for this verifier, the page polls and shows the result once. Replays,
+expired requests and a wrong nonce fail; the pool's quotas hold."""
 
 from __future__ import annotations
 
-import base64
+import html as htmllib
 import json
 import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -51,6 +53,7 @@ def make_app(issuer_key: SigningKey, clock: Clock, **config: Any) -> Flask:
             "TESTING": True,
             "CLOCK": clock,
             "RATE_LIMIT_PER_MINUTE": 0,
+            "OID4VP_RESPONSE_MODE": "direct_post",
             **config,
         }
     )
@@ -81,19 +84,24 @@ def credential(issuer_key: SigningKey, holder_key: SigningKey) -> str:
     ).sd_jwt
 
 
+SHOWN = ["family_name", "given_name", "address"]
+
+
 def new_request(client: FlaskClient, claims: list[str] | None = None) -> dict[str, Any]:
-    """POST /request as the scan page's form does; the request decoded from the page."""
-    r = client.post("/request", data={"claims": claims or []}, base_url=BASE)
+    """POST /request as the scan page's form does; the OpenID4VP request read from the
+    page's link (its parameters, with the page's ``id``)."""
+    r = client.post("/request", data={"claims": claims or SHOWN}, base_url=BASE)
     assert r.status_code == 303
     page = client.get(r.headers["Location"], base_url=BASE)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'src="data:image/png;base64,' in html and "request.js" in html
-    text = re.search(r'<textarea id="request-text"[^>]*>([^<]+)</textarea>', html)
-    assert text is not None
-    body = text.group(1).removeprefix(vrequests.PREFIX)
-    doc: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    doc["id"] = doc["response_uri"].split("/")[-2]
+    assert "shomei-request" not in html and 'id="request-text"' not in html
+    link = re.search(r'id="oid4vp-link" class="button" href="([^"]+)"', html)
+    assert link is not None
+    query = parse_qs(urlsplit(htmllib.unescape(link.group(1))).query)
+    doc: dict[str, Any] = {k: v[0] for k, v in query.items()}
+    doc["id"] = r.headers["Location"].rsplit("/", 1)[-1]
     return doc
 
 
@@ -109,10 +117,10 @@ def answer(cred: str, key: SigningKey, *, nonce: str, aud: str, iat: int = NOW) 
 
 
 def post_answer(client: FlaskClient, req: dict[str, Any], presentation: str) -> Any:
-    path = req["response_uri"].removeprefix(BASE)
+    """The wallet's ``direct_post``: the form-encoded ``vp_token`` and ``state``."""
     return client.post(
-        path,
-        json={"presentation": presentation},
+        urlsplit(req["response_uri"]).path,
+        data={"vp_token": json.dumps({"juminhyo": [presentation]}), "state": req["state"]},
         base_url=BASE,
         headers={"Origin": "http://wallet.test"},
     )
@@ -120,16 +128,18 @@ def post_answer(client: FlaskClient, req: dict[str, Any], presentation: str) -> 
 
 def test_request_flow_holder_pass(client, clock, credential, holder_key) -> None:
     req = new_request(client, ["family_name", "given_name", "address"])
-    assert req["client_id"] == BASE
-    assert req["response_uri"] == f"{BASE}/request/{req['id']}/response"
-    assert req["claims"] == ["family_name", "given_name", "address"]
+    assert req["response_uri"] == f"{BASE}/oid4vp/response/{req['state']}"
+    assert req["client_id"] == f"redirect_uri:{req['response_uri']}"
+    assert req["response_mode"] == "direct_post"
+    claims = json.loads(req["dcql_query"])["credentials"][0]["claims"]
+    assert [c["path"] for c in claims] == [[n] for n in SHOWN]
     status = f"/request/{req['id']}/status"
     assert client.get(status, base_url=BASE).get_json() == {"state": "pending"}
 
     pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
     r = post_answer(client, req, pres)
     assert r.status_code == 200, r.get_json()
-    assert r.get_json() == {"ok": True, "verdict": "valid"}
+    assert r.get_json() == {"verdict": "valid"}
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert client.get(status, base_url=BASE).get_json() == {"state": "answered"}
 
@@ -151,7 +161,7 @@ def test_request_flow_holder_pass(client, clock, credential, holder_key) -> None
 def test_preflight_allows_the_wallet(client) -> None:
     req = new_request(client)
     r = client.options(
-        req["response_uri"].removeprefix(BASE),
+        urlsplit(req["response_uri"]).path,
         base_url=BASE,
         headers={"Origin": "http://wallet.test", "Access-Control-Request-Method": "POST"},
     )
@@ -220,19 +230,20 @@ def test_wrong_binding_fails_the_holder_check(
 @pytest.mark.parametrize(
     "body",
     [
-        b"not json",
-        b"[]",
-        b'{"presentation": 5}',
-        b'{"presentation": "hello"}',
-        b'{"presentation": "eyJ.eyJ.x~", "evidence": 5}',
+        b"",
+        b"vp_token=not+json",
+        b"vp_token=%5B%5D",
+        b"vp_token=%7B%22juminhyo%22%3A5%7D",
+        b"vp_token=%7B%22juminhyo%22%3A%5B%22hello%22%5D%7D",
+        b"vp_token=%7B%7D&vp_token=%7B%7D",
     ],
 )
 def test_garbage_answers_are_json_errors(client, body: bytes) -> None:
     req = new_request(client)
     r = client.post(
-        req["response_uri"].removeprefix(BASE),
+        urlsplit(req["response_uri"]).path,
         data=body,
-        content_type="application/json",
+        content_type="application/x-www-form-urlencoded",
         base_url=BASE,
     )
     assert r.status_code == 400 and "error" in r.get_json()
@@ -241,7 +252,9 @@ def test_garbage_answers_are_json_errors(client, body: bytes) -> None:
 def test_unknown_ids_and_bad_claims(client) -> None:
     for path in ("/request/x/status", "/request/" + "A" * 22 + "/status"):
         assert client.get(path, base_url=BASE).status_code == 404
-    assert client.post("/request/nope/response", json={}, base_url=BASE).status_code == 404
+    assert client.post("/oid4vp/response/nope", data={}, base_url=BASE).status_code == 404
+    # the former shomei-request answer endpoint is gone
+    assert client.post("/request/nope/response", json={}, base_url=BASE).status_code in (404, 405)
     assert client.get("/request/nope", base_url=BASE).status_code == 404
     r = client.post("/request", data={"claims": ["Bad Name"]}, base_url=BASE)
     assert r.status_code == 400
@@ -351,7 +364,7 @@ def test_two_workers_share_the_pool(issuer_key, clock, tmp_path, credential, hol
     status = f"/request/{req['id']}/status"
     assert two.get(status, base_url=BASE).get_json() == {"state": "pending"}
     pres = answer(credential, holder_key, nonce=req["nonce"], aud=req["client_id"])
-    assert post_answer(two, req, pres).get_json() == {"ok": True, "verdict": "valid"}
+    assert post_answer(two, req, pres).get_json() == {"verdict": "valid"}
     replay = post_answer(one, req, pres)
     assert replay.status_code == 400 and replay.get_json()["error"]["code"] == "already_answered"
     assert one.get(status, base_url=BASE).get_json() == {"state": "answered"}

@@ -1,13 +1,12 @@
 // Presenting a certificate: the resident picks the items to show, sees exactly what
 // the company will see, and shows a QR code (embedded, or a link to a sealed copy on
-// the wallet's relay when the presentation is too large), or answers a verifier's
-// request (nonce and audience signed by the holder key) by sending it directly.
+// the wallet's relay when the presentation is too large); "answer a request" hands over
+// to answer.js (a verifier's OpenID4VP request).
 // Every screen is drawn in the page's language and drawn again when it changes.
-import { b32, b64uDecode, b64uJson } from "./b64.js";
+import { b32, b64uDecode } from "./b64.js";
 import { el } from "./dom.js";
-import { Problem, joinList, messageOf, t } from "./i18n.js";
+import { Problem, messageOf, t } from "./i18n.js";
 import { dataValue, valueText } from "./list.js";
-import { isRequestLink } from "./oid4vp.js";
 import { encode as qrEncode, svg as qrSvg } from "./qrcode.js";
 import { REGISTERED, present } from "./sdjwt.js";
 import { getCredential } from "./store.js";
@@ -36,7 +35,6 @@ const PRESETS = {
     },
   ],
 };
-const REQUEST_PREFIX = "shomei-request:";
 
 // Test hook: ?present-link=1 forces link mode, so tests reach it with any credential.
 const FORCE_LINK = new URLSearchParams(location.search).get("present-link") === "1";
@@ -45,7 +43,6 @@ const section = document.getElementById("present");
 let hiddenViews = [];
 // {record, checks: Map(name -> checkbox), redraw: () => void} while a screen is open
 let current = null;
-let camera = null;
 
 // ------------------------------------------------------------------ helpers
 
@@ -89,7 +86,6 @@ function open() {
 }
 
 function close() {
-  stopCamera();
   section.replaceChildren();
   section.hidden = true;
   hiddenViews.forEach((v) => { v.hidden = false; });
@@ -297,176 +293,11 @@ function copyButton(text) {
 
 // ------------------------------------------------------------------ answering a request
 
-function parseRequest(text) {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith(REQUEST_PREFIX)) {
-    throw new Problem("確認サービスの依頼ではありません", "this is not a checking service's request");
-  }
-  let req, uri;
-  try {
-    req = b64uJson(trimmed.slice(REQUEST_PREFIX.length));
-    uri = new URL(req.response_uri);
-  } catch {
-    throw new Problem("依頼の内容が不正です", "the request is malformed");
-  }
-  if (!["http:", "https:"].includes(uri.protocol) || typeof req.nonce !== "string" ||
-      typeof req.client_id !== "string") {
-    throw new Problem("依頼の内容が不正です", "the request is malformed");
-  }
-  const claims = Array.isArray(req.claims) ? req.claims.filter((c) => typeof c === "string") : [];
-  return { responseUri: uri.href, nonce: req.nonce, clientId: req.client_id, claims };
-}
-
-function stopCamera() {
-  if (!camera) return;
-  clearInterval(camera.timer);
-  camera.stream.getTracks().forEach((track) => track.stop());
-  camera = null;
-}
-
-async function startCamera(video, onText) {
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-  video.srcObject = stream;
-  await video.play();
-  const canvas = document.createElement("canvas");
-  let busy = false;
-  camera = { stream, timer: setInterval(() => {
-    if (busy || !video.videoWidth) return;
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    canvas.getContext("2d").drawImage(video, 0, 0);
-    busy = true;
-    canvas.toBlob(async (blob) => {
-      try {
-        const resp = await fetch("/api/scan", { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
-        const doc = await resp.json();
-        if (doc.found && (doc.text.startsWith(REQUEST_PREFIX) || isRequestLink(doc.text))) { stopCamera(); onText(doc.text); }
-      } catch { /* a dropped frame: the next one follows */ }
-      busy = false;
-    }, "image/jpeg", 0.85);
-  }, 300) };
-}
-
+// A verifier's request (OpenID4VP): answer.js reads it, finds the certificates it asks
+// for and asks the resident's consent.
 function answerRequest() {
-  const record = current.record;
-  let pasted = "";
-  let problem = null; // [ja, en] of the last refusal
-  show(() => {
-    stopCamera();
-    const video = el("video", { id: "request-video", playsinline: true, muted: true });
-    const textarea = el("textarea", { id: "request-text", rows: "3", autocomplete: "off", spellcheck: "false" });
-    textarea.value = pasted;
-    textarea.addEventListener("input", () => { pasted = textarea.value; });
-    const error = el("p", { id: "request-error", class: "error", role: "alert", hidden: true });
-    const say = (ja, en) => {
-      problem = [ja, en];
-      error.textContent = t(ja, en);
-      error.hidden = false;
-    };
-    if (problem) say(...problem);
-    const accept = (text) => {
-      if (isRequestLink(text)) {
-        // An OpenID4VP request: answer.js reads it and finds the certificates it asks for.
-        close();
-        window.dispatchEvent(new CustomEvent("shomei:request", { detail: { text } }));
-        return;
-      }
-      try {
-        confirmRequest(record, parseRequest(text));
-      } catch (e) {
-        const why = e instanceof Problem ? e : new Problem(e.message, e.message);
-        say(`依頼を読み取れません（${why.ja}）`, `Cannot read the request (${why.en})`);
-      }
-    };
-    section.replaceChildren(
-      el("button", {
-        type: "button", class: "link-button", text: t("← 戻る", "← Back"),
-        onclick: () => { stopCamera(); chooser(record); },
-      }),
-      el("h2", { text: t("確認サービスの依頼に答える", "Answer a checking service's request") }),
-      el("p", { text: t(
-        "相手の画面に表示された「提示の依頼」のQRコードを読み取ってください。",
-        "Scan the request QR code shown on the other party's screen.",
-      ) }),
-      el("button", { type: "button", id: "request-camera", class: "button primary", text: t("カメラで読み取る", "Scan with the camera"),
-        onclick: () => startCamera(video, accept).catch(() => {
-          say("カメラを使えません。依頼の文字列を貼り付けてください。", "Cannot use the camera: paste the request text instead.");
-        }) }),
-      el("div", { class: "camera" }, video),
-      el("label", { for: "request-text", text: t(
-        "依頼の文字列（shomei-request:…）を貼り付ける", "Paste the request text (shomei-request:…)",
-      ) }), textarea,
-      el("button", { type: "button", id: "request-read", class: "button", text: t("読み込む", "Read"), onclick: () => accept(textarea.value) }),
-      error,
-    );
-  });
-}
-
-function confirmRequest(record, req) {
-  stopCamera();
-  const have = new Set(record.claims.map((c) => c.name));
-  const asked = req.claims.filter((n) => have.has(n));
-  const missing = req.claims.filter((n) => !have.has(n));
-  const chosen = new Set(asked);
-  let outcome = null; // {state, ja, en, verdict}
-  let sending = false;
-  show(() => {
-    const list = el("div", { class: "present-claims" });
-    for (const c of record.claims) {
-      const box = el("input", { type: "checkbox", id: `answer-claim-${c.name}`, value: c.name });
-      box.checked = chosen.has(c.name);
-      box.addEventListener("change", () => { if (box.checked) chosen.add(c.name); else chosen.delete(c.name); });
-      list.append(claimRow(record, c, box));
-    }
-    const result = el("p", { id: "answer-status", role: "status", "aria-live": "polite" });
-    const report = (next) => {
-      outcome = next;
-      result.textContent = t(next.ja, next.en);
-      if (next.state) result.dataset.state = next.state;
-      if (next.verdict !== undefined) result.dataset.verdict = next.verdict;
-    };
-    if (outcome) report(outcome);
-    const send = el("button", {
-      type: "button", id: "answer-send", class: "button primary", text: t("この内容で送信する", "Send these items"),
-      disabled: sending,
-      onclick: async () => {
-        const names = record.claims.map((c) => c.name).filter((n) => chosen.has(n));
-        if (!names.length) { report({ ja: "項目を選んでください", en: "Choose the items to send" }); return; }
-        sending = true;
-        send.disabled = true;
-        report({ state: "sending", ja: "送信しています…", en: "Sending…" });
-        try {
-          const presentation = await present(record, names, { nonce: req.nonce, aud: req.clientId });
-          const { ok, doc } = await postJson(req.responseUri, { presentation, evidence: record.evidence || null });
-          if (!ok) throw refusal(doc, "相手が受け付けませんでした", "the other party refused it");
-          report({ state: "sent", ja: "送信しました", en: "Sent", verdict: doc.verdict || "" });
-        } catch (e) {
-          const why = e instanceof Problem ? e : new Problem(e.message, e.message);
-          report({ state: "failed", ja: `送信できませんでした（${why.ja}）`, en: `Could not send it (${why.en})` });
-          sending = false;
-          send.disabled = false;
-        }
-      },
-    });
-    section.replaceChildren(
-      el("h2", { text: t("提示の依頼", "Request to show") }),
-      el("p", { class: "request-from" }, `${t("依頼元", "From")}: `, el("strong", { id: "request-client", text: req.clientId })),
-      el("p", { text: asked.length
-        ? `${t("求められている項目", "Items asked for")}: ${joinList(asked.map((n) => label(record, n)))}`
-        : t("項目の指定はありません。見せる項目を選んでください。", "No items were asked for: choose the items to show.") }),
-      missing.length
-        ? el("p", { class: "note", text: `${t("この証明書にない項目", "Not in this certificate")}: ${joinList(missing)}` })
-        : null,
-      list,
-      el("p", { class: "note", text: t(
-        "選んだ項目だけが、この端末の鍵で署名されて依頼元に送られます。",
-        "Only the chosen items are sent, signed with this phone's key.",
-      ) }),
-      el("div", { class: "actions" }, send,
-        el("button", { type: "button", class: "button", text: t("閉じる", "Close"), onclick: close })),
-      result,
-    );
-  });
+  close();
+  window.dispatchEvent(new CustomEvent("shomei:request", { detail: {} }));
 }
 
 // ------------------------------------------------------------------ entry
@@ -488,5 +319,4 @@ if (section) {
   document.head.append(css);
   window.addEventListener("shomei:present", (e) => { onPresent(e).catch((err) => console.error(err)); });
   window.addEventListener("shomei:lang", () => { if (current && current.redraw) current.redraw(); });
-  window.addEventListener("pagehide", stopCamera);
 }
