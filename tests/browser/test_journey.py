@@ -2,9 +2,13 @@
 ``shomei demo``: a clerk issues a certificate at the counter; the resident receives it
 into the phone wallet through the credential offer; the resident shows 氏名 and 住所
 only, as a QR code; a company verifies a photo of that QR code: 有効, exactly those
-claims, the anchor block; the clerk's supervisor revokes it; the same QR code now shows
-取り消し済み. Once for a 住民票 (issued through the clerk's form), once for a
-partnership certificate. Every step leaves a screenshot in ``build/screenshots/``."""
+claims, the anchor block; for the 住民票, the company also asks over OpenID4VP 1.0
+(住所確認) and the resident answers by scanning the request QR code with the wallet's
+camera (Chromium's fake capture device playing a photo of the company's screen): 有効,
+exactly the requested claims, the holder check passed; the clerk's supervisor revokes
+it; the same QR code now shows 取り消し済み. Once for a 住民票 (issued through the
+clerk's form), once for a partnership certificate. Every step leaves a screenshot in
+``build/screenshots/``."""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ import html
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Demo, sign_in
+from conftest import CHROMIUM, CHROMIUM_ARGS, Demo, sign_in
+from fake_camera import write_y4m
 
 from credentials import doctypes
 
@@ -116,6 +122,43 @@ def claim_labels(company: Any) -> list[str]:
     return [t.strip() for t in company.locator(".claims th").all_inner_texts()]
 
 
+def ask_over_openid4vp(company: Any, resident: Any, demo: Demo, camera: Path, shot: Shots) -> None:
+    """The company asks for 住所確認 over OpenID4VP; the resident's wallet reads the
+    request QR code with its camera, the resident agrees; the company's page turns to
+    the verdict by itself."""
+    company.goto(f"{demo.verifier_url}/")
+    company.click("#preset-address")
+    company.wait_for_selector("#oid4vp-qr")
+    version = int(company.get_attribute("#oid4vp-qr", "data-version") or 99)
+    assert version <= 10, version
+    shot(company, f"company-asks-qr-version-{version}")
+    # the phone's camera sees the company's screen: a photo of the QR code, as a video
+    write_y4m(company.locator("#oid4vp-qr").screenshot(), camera)
+    resident.context.grant_permissions(["camera"], origin=demo.wallet_url)
+    resident.goto(f"{demo.wallet_url}/")
+    resident.click("#request-open")
+    resident.click("#vp-camera")
+    resident.wait_for_selector("#vp-consent, #vp-error:not([hidden])", timeout=30_000)
+    assert resident.query_selector("#vp-consent"), resident.inner_text("#answer")
+    assert resident.inner_text("#vp-client") == "localhost"
+    asked = resident.inner_text("#vp-asked")
+    assert "住所" in asked and "生年月日" not in asked, asked
+    screen = resident.inner_text("#answer")
+    assert "null" not in screen.split(), screen  # nothing drawn from a missing part
+    shot(resident, "resident-is-asked")
+    resident.click("#vp-consent")
+    resident.wait_for_selector('#vp-status[data-state="sent"], #vp-status[data-state="failed"]')
+    status = resident.get_attribute("#vp-status", "data-state")
+    assert status == "sent", resident.inner_text("#vp-status")
+    shot(resident, "resident-answered")
+    company.wait_for_selector("#verdict", timeout=15_000)
+    assert company.inner_text("#verdict .word").strip() == "有効"
+    assert claim_labels(company) == ["氏", "名", "住所"]
+    holder = company.get_attribute('tr[data-check="holder"]', "class") or ""
+    assert "pass" in holder.split()
+    shot(company, "company-sees-the-answer")
+
+
 def revoke(supervisor: Any, demo: Demo, cert_url: str) -> None:
     supervisor.goto(cert_url)
     supervisor.fill("#reason", "パートナーシップの解消" if "partner" in cert_url else "転出")
@@ -123,7 +166,9 @@ def revoke(supervisor: Any, demo: Demo, cert_url: str) -> None:
     supervisor.wait_for_selector("#state .revoked")
 
 
-def journey(browser: Any, demo: Demo, folder: Path, doc_type: str) -> None:
+def journey(
+    browser: Any, demo: Demo, folder: Path, doc_type: str, camera: Path | None = None
+) -> None:
     shot = Shots(folder)
     clerk_ctx = browser.new_context(locale="ja-JP", viewport=DESK)
     resident_ctx = browser.new_context(locale="ja-JP", viewport=PHONE, is_mobile=True)
@@ -163,7 +208,11 @@ def journey(browser: Any, demo: Demo, folder: Path, doc_type: str) -> None:
     assert re.search(r"\d+", company.inner_text(".anchor"))
     shot(company, "company-sees-valid")
 
-    # (5) the supervisor revokes; (6) the same QR code is now revoked
+    # (5) the company asks over OpenID4VP; the resident scans its request and agrees
+    if camera is not None:
+        ask_over_openid4vp(company, resident, demo, camera, shot)
+
+    # (6) the supervisor revokes; (7) the same QR code is now revoked
     clerk_ctx.clear_cookies()
     sign_in(clerk, demo, "kanri")
     revoke(clerk, demo, cert_url)
@@ -182,8 +231,25 @@ def journey(browser: Any, demo: Demo, folder: Path, doc_type: str) -> None:
         context.close()
 
 
-def test_juminhyo_journey(browser: Any, demo: Demo, shots: Path) -> None:
-    journey(browser, demo, shots, "juminhyo")
+@pytest.fixture
+def camera_browser(playwright: Any, shots: Path) -> Iterator[tuple[Any, Path]]:
+    """Chromium whose fake camera plays ``camera.y4m`` (written when there is
+    something to show it: the video is opened when the camera starts)."""
+    camera = shots / "camera.y4m"
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield launched, camera
+    launched.close()
+
+
+def test_juminhyo_journey(camera_browser: tuple[Any, Path], demo: Demo, shots: Path) -> None:
+    browser, camera = camera_browser
+    journey(browser, demo, shots, "juminhyo", camera)
 
 
 def test_partnership_journey(browser: Any, demo: Demo, shots: Path) -> None:

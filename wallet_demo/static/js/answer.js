@@ -5,7 +5,7 @@
 // type metadata's labels and the values that would be sent; then sends exactly those
 // claims with a key-binding JWT, or the refusal (error=access_denied).
 import { match } from "./dcql.js";
-import { el } from "./dom.js";
+import { el, fill } from "./dom.js";
 import { Problem, joinList, messageOf, t } from "./i18n.js";
 import { dataValue, valueText } from "./list.js";
 import { isRequestLink, readRequest, sendAnswer, sendRefusal } from "./oid4vp.js";
@@ -236,7 +236,7 @@ function confirm(request, found) {
         redraw();
       },
     });
-    section.replaceChildren(
+    fill(section,
       el("h2", { text: t("提示の依頼", "Request to show") }),
       ...whoAsks(request),
       el("h3", { text: t("求められている内容", "What is asked for") }),

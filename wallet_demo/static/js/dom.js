@@ -24,3 +24,9 @@ export function el(tag, attrs = {}, ...children) {
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;
 }
+
+/** Replace `node`'s children with `children` (null and undefined skipped, as in `el`). */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}

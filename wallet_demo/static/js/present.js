@@ -4,7 +4,7 @@
 // to answer.js (a verifier's OpenID4VP request).
 // Every screen is drawn in the page's language and drawn again when it changes.
 import { b32, b64uDecode } from "./b64.js";
-import { el } from "./dom.js";
+import { el, fill } from "./dom.js";
 import { Problem, messageOf, t } from "./i18n.js";
 import { dataValue, valueText } from "./list.js";
 import { encode as qrEncode, svg as qrSvg } from "./qrcode.js";
@@ -152,7 +152,7 @@ function renderChooser(record, chosen = []) {
     type: "button", id: "present-show", class: "button primary", text: t("QRコードを表示", "Show the QR code"),
     disabled: true, onclick: () => showQr().catch((e) => fail(e)),
   });
-  section.replaceChildren(
+  fill(section,
     el("button", { type: "button", id: "present-back", class: "link-button", text: t("← 戻る", "← Back"), onclick: close }),
     el("h2", { id: "present-title", text: t(`${title(record)}を提示する`, `Show your ${title(record)}`) }),
     el("p", { text: t(
