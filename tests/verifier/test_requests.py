@@ -406,3 +406,51 @@ def test_the_address_behind_trusted_proxies(issuer_key, clock, tmp_path, proxies
         [303] * (vrequests.PER_ADDRESS + 1) if proxies else [303] * vrequests.PER_ADDRESS + [429]
     )
     assert codes == expected
+
+
+def test_a_wallet_in_a_browser_may_read_the_signed_request(issuer_key, clock, tmp_path) -> None:
+    """The request object (request_uri) answers with CORS headers, as the response URI
+    does: a wallet that is a web page on another origin fetches it (a simple GET, or a
+    form POST with wallet_nonce); the page also offers the configured wallet."""
+    from datetime import UTC, datetime
+
+    from verifier.x509_identity import write_self_signed
+
+    cert, key = write_self_signed(tmp_path, "verifier.test", now=datetime.now(UTC))
+    app = make_app(
+        issuer_key,
+        clock,
+        REQUESTS_DB=str(tmp_path / "r.db"),
+        X509_CERT=str(cert),
+        X509_KEY=str(key),
+        WALLET_URL="http://wallet.test/",
+    )
+    client = app.test_client()
+    made = client.post("/request", data={"preset": "address"}, base_url=BASE)
+    page = client.get(made.headers["Location"], base_url=BASE).get_data(as_text=True)
+    link = re.search(r'id="oid4vp-link" class="button" href="([^"]+)"', page)
+    assert link is not None
+    query = {k: v[0] for k, v in parse_qs(urlsplit(htmllib.unescape(link.group(1))).query).items()}
+    assert query["client_id"] == "x509_san_dns:verifier.test"
+    wallet = re.search(r'id="oid4vp-wallet-link" class="button" href="([^"]+)"', page)
+    assert wallet is not None
+    opened = urlsplit(htmllib.unescape(wallet.group(1)))
+    assert opened.netloc == "wallet.test" and opened.path == "/"
+    assert parse_qs(opened.query) == {"request": [htmllib.unescape(link.group(1))]}
+    path = urlsplit(query["request_uri"]).path
+    origin = {"Origin": "http://wallet.test"}
+    got = client.get(path, base_url=BASE, headers=origin)
+    assert got.status_code == 200 and got.mimetype == "application/oauth-authz-req+jwt"
+    assert got.headers["Access-Control-Allow-Origin"] == "*"
+    posted = client.post(path, data={"wallet_nonce": "abc"}, base_url=BASE, headers=origin)
+    assert posted.status_code == 200 and posted.headers["Access-Control-Allow-Origin"] == "*"
+    missing = client.get("/oid4vp/request/nope", base_url=BASE, headers=origin)
+    assert missing.status_code == 404 and missing.headers["Access-Control-Allow-Origin"] == "*"
+    app.config["WALLET_ORIGINS"] = ["http://wallet.test"]
+    only = client.get(path, base_url=BASE, headers=origin)
+    assert only.headers["Access-Control-Allow-Origin"] == "http://wallet.test"
+    # without a configured wallet, no such link
+    app.config["WALLET_URL"] = None
+    again = client.post("/request", data={"preset": "address"}, base_url=BASE)
+    html = client.get(again.headers["Location"], base_url=BASE).get_data(as_text=True)
+    assert 'id="oid4vp-wallet-link"' not in html
