@@ -259,15 +259,12 @@ def test_answer_our_verifiers_openid4vp_request(
     assert "山田" in shown and "1980" not in shown, shown
     screen.screenshot(path=str(shots / "04-result.png"), full_page=True)
 
-    # answered once: the same request again is refused by the verifier
-    page.goto(f"{wallet_url}/")
-    page.wait_for_load_state("networkidle")
-    page.evaluate(
-        """(text) => window.dispatchEvent(
-        new CustomEvent("shomei:request", { detail: { text } }))""",
-        link,
-    )
+    # answered once: the same request again, opened through the page's same-device link
+    # (the wallet's /?request=…), is refused by the verifier
+    page.goto(same_device)
     page.wait_for_selector("#vp-error:not([hidden])")
-    assert "すでに回答" in page.inner_text("#vp-error") or "400" in page.inner_text("#vp-error")
+    error = page.inner_text("#vp-error")
+    assert "依頼元が依頼の内容を返しませんでした（400）" in error, error
+    assert "request=" not in page.url  # the wallet takes the request out of the address bar
     context.close()
     company.close()
