@@ -127,8 +127,12 @@ def test_demo_serves_under_gunicorn_and_ctrl_c_stops_everything(tmp_path: Path) 
         assert status_of(f"http://127.0.0.1:{verifier}/") == 200
         assert status_of(f"http://127.0.0.1:{wallet}/") == 200
         anvil = (tmp_path / "anvil" / "anvil.pid").read_text().strip()
-        services = below(demo.pid) - {int(anvil)}
-        # Three gunicorn masters, their workers (issuer 2, verifier 2, wallet 1), anchoring.
+        # Three gunicorn masters, their workers (issuer 2, verifier 2, wallet 1), anchoring;
+        # a master forks its workers one after another, so the last may come a moment late.
+        deadline = time.monotonic() + 20
+        while len(services := below(demo.pid) - {int(anvil)}) < 9:
+            assert time.monotonic() < deadline, services
+            time.sleep(0.2)
         assert len(services) == 9, services
 
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group

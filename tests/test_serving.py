@@ -211,7 +211,9 @@ def test_verifier_serve_answers_the_request_in_flight_then_exits(
 ) -> None:
     server = serve("verifier", "serve", env={"SHOMEI_DATA_DIR": str(tmp_path)})  # type: ignore[operator]
     assert server.get("/") == 200
-    workers = descendants(server.process.pid)
+    deadline = time.monotonic() + 20  # the first worker may answer before the second forks
+    while len(workers := descendants(server.process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(workers) == 2, "two processes, sharing cross-device requests (requests.db)"
     body = json.dumps({"presentation": "not a credential"}).encode()
     head = (
