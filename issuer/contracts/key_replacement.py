@@ -33,9 +33,10 @@ from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates.service import MAX_REASON
 from issuer.contracts.contractors import OpenContractor, open_contractor
+from issuer.contracts.links import LinkError
 from issuer.contracts.models import Contractor, ContractorKeyLink, ContractorRevokedKey
 from issuer.contracts.records import ContractError, NotFound
-from issuer.contracts.signing import LinkError, NewLink
+from issuer.contracts.signing import NewLink
 from issuer.keys.service import City
 
 
@@ -179,23 +180,20 @@ def _refused(session: Session, row: Contractor | None, reason: str, *, now: floa
 
 
 def _open_link(session: Session, token: str, *, now: float) -> tuple[ContractorKeyLink, Contractor]:
-    link = session.scalar(
-        select(ContractorKeyLink).where(ContractorKeyLink.token_hash == links.token_hash(token))
+    def contractor_of(link: ContractorKeyLink) -> Contractor:
+        row = session.get(Contractor, link.contractor_id)
+        assert row is not None
+        return row
+
+    return links.open_link(
+        session,
+        ContractorKeyLink,
+        token,
+        now=now,
+        name="key_link",
+        owner=contractor_of,
+        refuse=lambda row, reason: _refused(session, row, reason, now=now),
     )
-    if link is None:
-        _refused(session, None, "unknown_key_link", now=now)
-        raise LinkError("このリンクは無効です", "this link is not valid", status=404)
-    row = session.get(Contractor, link.contractor_id)
-    assert row is not None
-    if link.used_at is not None:
-        _refused(session, row, "used_key_link", now=now)
-        raise LinkError("このリンクはすでに使われました", "this link has already been used")
-    if link.expires_at <= now:
-        _refused(session, row, "expired_key_link", now=now)
-        raise LinkError(
-            "このリンクは期限切れです。発注者にお問い合わせください", "this link has expired"
-        )
-    return link, row
 
 
 def key_link_page(session: Session, token: str, *, city: City, now: float) -> KeyLinkPage:

@@ -29,6 +29,7 @@ from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.contracts.contractors import OpenContractor, open_contractor
+from issuer.contracts.links import LinkError as LinkError
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     AWAITING_CONTRACTOR,
@@ -51,15 +52,6 @@ from issuer.contracts.records import (
 from issuer.keys.service import City
 
 DEFAULT_LINK_TTL = 7 * 86_400
-
-
-class LinkError(ContractError):
-    """A signing link that does not work (unknown, used, expired, or its contract no
-    longer waits for the contractor). ``status`` is the HTTP status to answer."""
-
-    def __init__(self, ja: str, en: str, *, status: int = 410) -> None:
-        super().__init__(ja, en)
-        self.status = status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,22 +98,20 @@ def create_link(
 
 
 def _open_link(session: Session, token: str, *, now: float) -> tuple[ContractLink, Contract]:
-    link = session.scalar(
-        select(ContractLink).where(ContractLink.token_hash == links.token_hash(token))
+    def contract_of(link: ContractLink) -> Contract:
+        contract = session.get(Contract, link.contract_id)
+        assert contract is not None
+        return contract
+
+    link, contract = links.open_link(
+        session,
+        ContractLink,
+        token,
+        now=now,
+        name="link",
+        owner=contract_of,
+        refuse=lambda row, reason: _refused(session, row, reason, now=now),
     )
-    if link is None:
-        _refused(session, None, "unknown_link", now=now)
-        raise LinkError("このリンクは無効です", "this link is not valid", status=404)
-    contract = session.get(Contract, link.contract_id)
-    assert contract is not None
-    if link.used_at is not None:
-        _refused(session, contract, "used_link", now=now)
-        raise LinkError("このリンクはすでに使われました", "this link has already been used")
-    if link.expires_at <= now:
-        _refused(session, contract, "expired_link", now=now)
-        raise LinkError(
-            "このリンクは期限切れです。発注者にお問い合わせください", "this link has expired"
-        )
     if contract.state != AWAITING_CONTRACTOR:
         _refused(session, contract, "not_awaiting", now=now)
         raise LinkError(
