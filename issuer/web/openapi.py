@@ -413,6 +413,48 @@ def _public_paths() -> dict[str, Any]:
     }
 
 
+_THUMBPRINT = {
+    "type": "object",
+    "required": ["key_thumbprint"],
+    "properties": {"key_thumbprint": _STRING},
+}
+
+
+def _json_or_confirmation(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}, "text/html": {"schema": _STRING}},
+    }
+
+
+def _link_form(
+    summary: str,
+    operation_id: str,
+    parameter: dict[str, Any],
+    field: str,
+    answer: dict[str, Any],
+    refused: str,
+) -> dict[str, Any]:
+    """A contractor's form behind a one-time link: ``field`` and the CSRF token posted."""
+    form = {
+        "type": "object",
+        "required": [field, "csrf_token"],
+        "properties": {field: _STRING, "csrf_token": _STRING},
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "operationId": operation_id,
+            "parameters": [parameter],
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": form}},
+            },
+            "responses": {"200": answer, "400": _json_or_page(refused), **_LINK_ERRORS},
+        }
+    }
+
+
 def _page_paths() -> dict[str, Any]:
     return {
         "/certificates/{public_id}/anchor.json": _get(
@@ -426,111 +468,41 @@ def _page_paths() -> dict[str, Any]:
             security=[{"session": []}],
             parameters=[_path_param("public_id", _STRING, "the certificate's id")],
         ),
-        "/contract-sign/{token}/key": {
-            "post": {
-                "summary": "Register the contractor's public signing key (JWK)",
-                "operationId": "register_contractor_key",
-                "parameters": [_LINK_TOKEN],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["jwk", "csrf_token"],
-                                "properties": {"jwk": _STRING, "csrf_token": _STRING},
-                            }
-                        }
-                    },
+        "/contract-sign/{token}/key": _link_form(
+            "Register the contractor's public signing key (JWK)",
+            "register_contractor_key",
+            _LINK_TOKEN,
+            "jwk",
+            json_response("The key's thumbprint.", _THUMBPRINT),
+            "Not a usable key, or no valid CSRF token (page).",
+        ),
+        "/contractor-key/{token}": _link_form(
+            "Register the contractor's new signing key after a replacement",
+            "register_replacement_key",
+            _path_param("token", _STRING, "the key link's token"),
+            "jwk",
+            _json_or_confirmation(
+                "The key's thumbprint with `Accept: application/json`, else the confirmation page.",
+                _THUMBPRINT,
+            ),
+            "Not a usable key, or no valid CSRF token (page).",
+        ),
+        "/contract-sign/{token}": _link_form(
+            "Submit the contractor's signed agreement",
+            "sign_contract",
+            _LINK_TOKEN,
+            "agreement",
+            _json_or_confirmation(
+                'Signed: `{"signed": true}` with `Accept: application/json`, else the '
+                "confirmation page.",
+                {
+                    "type": "object",
+                    "required": ["signed"],
+                    "properties": {"signed": {"const": True}},
                 },
-                "responses": {
-                    "200": json_response(
-                        "The key's thumbprint.",
-                        {
-                            "type": "object",
-                            "required": ["key_thumbprint"],
-                            "properties": {"key_thumbprint": _STRING},
-                        },
-                    ),
-                    "400": _json_or_page("Not a usable key, or no valid CSRF token (page)."),
-                    **_LINK_ERRORS,
-                },
-            }
-        },
-        "/contractor-key/{token}": {
-            "post": {
-                "summary": "Register the contractor's new signing key after a replacement",
-                "operationId": "register_replacement_key",
-                "parameters": [_path_param("token", _STRING, "the key link's token")],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["jwk", "csrf_token"],
-                                "properties": {"jwk": _STRING, "csrf_token": _STRING},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "The key's thumbprint with `Accept: application/json`, "
-                        "else the confirmation page.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["key_thumbprint"],
-                                    "properties": {"key_thumbprint": _STRING},
-                                }
-                            },
-                            "text/html": {"schema": _STRING},
-                        },
-                    },
-                    "400": _json_or_page("Not a usable key, or no valid CSRF token (page)."),
-                    **_LINK_ERRORS,
-                },
-            }
-        },
-        "/contract-sign/{token}": {
-            "post": {
-                "summary": "Submit the contractor's signed agreement",
-                "operationId": "sign_contract",
-                "parameters": [_LINK_TOKEN],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["agreement", "csrf_token"],
-                                "properties": {"agreement": _STRING, "csrf_token": _STRING},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": 'Signed: `{"signed": true}` with `Accept: '
-                        "application/json`, else the confirmation page.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["signed"],
-                                    "properties": {"signed": {"const": True}},
-                                }
-                            },
-                            "text/html": {"schema": _STRING},
-                        },
-                    },
-                    "400": _json_or_page("The agreement does not verify, or no CSRF token."),
-                    **_LINK_ERRORS,
-                },
-            }
-        },
+            ),
+            "The agreement does not verify, or no CSRF token.",
+        ),
     }
 
 
