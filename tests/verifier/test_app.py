@@ -145,8 +145,15 @@ def test_audience_alone_asks_for_holder_binding(client, issuer_key) -> None:
     doc = client.post("/api/verify", json={"presentation": bare, "aud": "https://co.example"})
     assert doc.get_json()["verdict"] == "invalid"
     assert statuses(doc.get_json())["holder"] == "fail"
+    # The key-binding JWT is made now: the app checks its freshness against the clock, and
+    # NOW is when this module was collected, minutes earlier in a full run.
     bound = _key_bound(
-        issuer_key, holder, holder_key=holder, nonce="n-1", aud="https://co.example", iat=NOW
+        issuer_key,
+        holder,
+        holder_key=holder,
+        nonce="n-1",
+        aud="https://co.example",
+        iat=int(time.time()),
     )
     doc = client.post("/api/verify", json={"presentation": bound, "aud": "https://co.example"})
     assert doc.get_json()["verdict"] == "valid" and statuses(doc.get_json())["holder"] == "pass"
