@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from conftest import ROOT, Demo, sign_in
 from test_contract_browser import contract_pdf
 from test_wallet_present import demo_record
@@ -204,6 +206,21 @@ def key_page(browser: Any, page: Any, contract_url: str, lang: str, problems: li
 
 
 # ------------------------------------------------------------------ the verifier
+def refuse(page: Any, demo: Demo) -> None:
+    """The resident declines the request on the page: the page moves to the refusal."""
+    link = page.get_attribute("#oid4vp-link", "href") or ""
+    request_uri = parse_qs(urlsplit(link).query)["request_uri"][0]
+    state = request_uri.rstrip("/").rsplit("/", 1)[-1]
+    r = requests.post(
+        f"{demo.verifier_url}/oid4vp/response/{state}",
+        data={"error": "access_denied", "state": state},
+        timeout=10,
+    )
+    assert r.ok, r.text
+    page.wait_for_url(re.compile(r"/result"))
+    page.wait_for_load_state()
+
+
 def test_verifier_pages(browser: Any, demo: Demo) -> None:
     problems: list[str] = []
     credential = (demo.data_dir / "demo" / "juminhyo.sd-jwt").read_text().strip()
@@ -225,6 +242,8 @@ def test_verifier_pages(browser: Any, demo: Demo) -> None:
         page.click("#request-start")
         page.wait_for_selector("#oid4vp-qr")
         problems += axe(page, f"[{lang}] request page")
+        refuse(page, demo)
+        problems += axe(page, f"[{lang}] request refused")
         page.goto(f"{demo.verifier_url}/request/nonexistent/result{query}")
         problems += axe(page, f"[{lang}] error page")
         context.close()
@@ -243,6 +262,11 @@ def test_wallet_screens(browser: Any, demo: Demo) -> None:
         problems += axe(page, f"[{lang}] list, empty")
         page.click("#tab-receive")
         problems += axe(page, f"[{lang}] receive")
+        page.click("#offer-paste-summary")
+        page.fill("#offer-text", "not an offer")
+        page.click("#offer-paste")
+        page.wait_for_selector("#receive-error:not([hidden])")
+        problems += axe(page, f"[{lang}] receive, error")
         page.evaluate(
             """async (rec) => {
                 const store = await import("/static/js/store.js");
@@ -256,6 +280,12 @@ def test_wallet_screens(browser: Any, demo: Demo) -> None:
         page.click("#cert-list li button, #cert-list li a")
         page.wait_for_selector("#detail-view:not([hidden])")
         problems += axe(page, f"[{lang}] details")
+        page.click("#detail-delete")
+        page.wait_for_selector("#delete-confirm:not([hidden])")
+        problems += axe(page, f"[{lang}] details, delete?")
+        page.click("#delete-no")
+        page.click("#toggle-large")
+        problems += axe(page, f"[{lang}] details, large text")
         page.click("#detail-present")
         page.wait_for_selector("#present:not([hidden]) #present-show")
         problems += axe(page, f"[{lang}] present, choose")
