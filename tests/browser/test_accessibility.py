@@ -1,14 +1,16 @@
 """axe-core (npm, ``node_modules/axe-core``) over every page of the three apps, in
 Japanese and in English, against one ``shomei demo``: nothing ``serious`` or ``critical``.
 
-The pages: the issuer's sign-in; as clerk and as supervisor the home page, both issue
-forms (empty, with errors, and the preview), a certificate and its offer, the contracts
-list, new contractor, new contract, a contract, the contractor's key pages and signing
-page, users, a password page, audit, keys, and the error pages (403, 404); the verifier's
-scan page, a request page, a result valid and invalid and its error page; the wallet's
-list (empty and with a certificate), receive, a certificate's details, the present
-screen and the OpenID4VP answer screen. Each page is one entry of the report, with the
-rule id and the elements it found."""
+The pages: the issuer's sign-in (and refused); as clerk and as supervisor the home page,
+both issue forms (empty, with errors, and the preview), a certificate and its offer, the
+contracts list, new contractor, new contract, a contract and its amendment form, the
+contractor's signing page (before and after signing), the key replacement and key
+registration pages, users, a password page, audit, keys, and the error pages (403, 404);
+the verifier's scan page, a request page and its refusal, a result valid and invalid and
+its error page; the wallet's list (empty and with a certificate), receive (and its
+error), a certificate's details (delete confirmation, large text), the present screen
+and the OpenID4VP answer screen. Each problem names the page, the rule id and the
+elements it found."""
 
 from __future__ import annotations
 
@@ -168,6 +170,8 @@ def test_issuer_pages(browser: Any, demo: Demo) -> None:
         problems += axe(page, f"[{lang}] supervisor home")
         page.goto(contract_url)
         problems += axe(page, f"[{lang}] supervisor contract")
+        page.goto(f"{contract_url}/amend")
+        problems += axe(page, f"[{lang}] amend contract form")
         for path, name in [
             ("/users/", "users"),
             ("/audit/", "audit"),
