@@ -504,7 +504,7 @@ def test_scan_page_in_ja_and_en(client) -> None:
 
 def test_result_page_in_ja(client, issuer_key) -> None:
     html = page(client.post("/verify", data={"presentation": present(issuer_key)}))
-    assert '<p class="word">有効</p>' in html and 'class="verdict ok"' in html
+    assert '<h1 class="word">有効</h1>' in html and 'class="verdict ok"' in html
     assert "飯塚市" in html and "402052" in html and "住民票の写し" in html
     assert "1980年4月1日（昭和55年4月1日）" in html  # 西暦 and 和暦
     assert '<th scope="row">氏</th><td>山田</td>' in html
