@@ -26,7 +26,7 @@ from credentials.errors import ValidationError
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.contracts.forms import ContractorForm
-from issuer.contracts.models import Contractor
+from issuer.contracts.models import Contractor, ContractorRevokedKey
 from issuer.keys.service import City
 
 # The sealed JSON's members; the migration that sealed the rows first writes the same.
@@ -122,3 +122,11 @@ def find_contractor(session: Session, public_id: str) -> Contractor:
     if found is None:
         raise ValidationError([("contractor", "受注者を選んでください", "choose the contractor")])
     return found
+
+
+def revoked_keys(session: Session, contractor_id: int) -> dict[str, ContractorRevokedKey]:
+    """The contractor's revoked keys by thumbprint."""
+    rows = session.scalars(
+        select(ContractorRevokedKey).where(ContractorRevokedKey.contractor_id == contractor_id)
+    )
+    return {row.key_thumbprint: row for row in rows}

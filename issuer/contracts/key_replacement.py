@@ -32,7 +32,7 @@ from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates.service import MAX_REASON
-from issuer.contracts.contractors import OpenContractor, open_contractor
+from issuer.contracts.contractors import OpenContractor, open_contractor, revoked_keys
 from issuer.contracts.links import LinkError
 from issuer.contracts.models import Contractor, ContractorKeyLink, ContractorRevokedKey
 from issuer.contracts.records import ContractError, NotFound
@@ -57,14 +57,6 @@ class KeyRecord:
 class KeyLinkPage:
     contractor: OpenContractor
     expires_at: float
-
-
-def revoked_keys(session: Session, contractor_id: int) -> dict[str, ContractorRevokedKey]:
-    """The contractor's revoked keys by thumbprint."""
-    rows = session.scalars(
-        select(ContractorRevokedKey).where(ContractorRevokedKey.contractor_id == contractor_id)
-    )
-    return {row.key_thumbprint: row for row in rows}
 
 
 def _find(session: Session, public_id: str) -> Contractor:

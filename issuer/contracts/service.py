@@ -40,9 +40,13 @@ from issuer.accounts.models import User
 from issuer.audit import service as audit
 from issuer.certificates import service as certificates
 from issuer.certificates.models import Certificate
-from issuer.contracts.contractors import OpenContractor, find_contractor, open_contractor
+from issuer.contracts.contractors import (
+    OpenContractor,
+    find_contractor,
+    open_contractor,
+    revoked_keys,
+)
 from issuer.contracts.forms import TermsForm
-from issuer.contracts.key_replacement import revoked_keys
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
     CONTRACTOR,

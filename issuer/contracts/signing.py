@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from credentials.errors import ShomeiError
 from credentials.keys import jwk_thumbprint, public_key_from_jwk
 from issuer.accounts.models import User
 from issuer.audit import service as audit
-from issuer.contracts.contractors import OpenContractor, open_contractor
+from issuer.contracts.contractors import OpenContractor, open_contractor, revoked_keys
 from issuer.contracts.links import LinkError as LinkError
 from issuer.contracts.models import (
     AWAITING_APPROVAL,
@@ -37,7 +37,6 @@ from issuer.contracts.models import (
     DRAFT,
     Contract,
     ContractLink,
-    ContractorRevokedKey,
 )
 from issuer.contracts.records import (
     ContractError,
@@ -157,11 +156,7 @@ def register_key(session: Session, token: str, jwk: Any, *, now: float) -> str:
             f"鍵を登録できません: {e.ja}", f"cannot register the key: {e.en}"
         ) from None
     thumbprint = jwk_thumbprint(public)
-    revoked = session.scalars(
-        select(ContractorRevokedKey.key_thumbprint).where(
-            ContractorRevokedKey.contractor_id == contractor.id
-        )
-    ).all()
+    revoked = revoked_keys(session, contractor.id)
     if thumbprint in revoked:
         _refused(session, contract, "revoked_key", now=now, key_id=thumbprint)
         raise ContractError(
