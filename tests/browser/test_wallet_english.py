@@ -9,6 +9,7 @@ the ``vct`` at receive time and kept with the certificate, else the wallet serve
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import Demo, clerk_session
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from test_wallet_receive import issue_and_offer
 
 from credentials import doctypes, sdjwt
@@ -142,6 +144,20 @@ def walk_certificate(page: Any, item: Any, doc_type: str, shots: Path, demo: Dem
     page.click("#tab-list")
 
 
+def wait_for_titles(page: Any, titles: list[str]) -> None:
+    """Wait until the list shows these titles (the list is drawn again asynchronously
+    after a language switch or a new certificate), then check them."""
+    script = """(want) => {
+      const got = [...document.querySelectorAll('.cert-item .cert-title')]
+        .map((e) => e.textContent.trim()).sort();
+      return JSON.stringify(got) === JSON.stringify(want);
+    }"""
+    want = sorted(titles)
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(script, arg=want, timeout=10_000)
+    assert sorted(page.locator(".cert-item .cert-title").all_inner_texts()) == want
+
+
 def test_every_screen_in_english(browser: Any, demo: Demo, shots: Path) -> None:
     _, link, tx_code = issue_and_offer(clerk_session(demo), demo)
     context = browser.new_context(locale="ja-JP", viewport=MOBILE)
@@ -204,9 +220,8 @@ def test_every_screen_in_english(browser: Any, demo: Demo, shots: Path) -> None:
     )
     page.click("#tab-list")
     page.wait_for_selector(".cert-item >> nth=2")
-    titles = page.locator(".cert-item .cert-title").all_inner_texts()
     expected = {dt: doctypes.get(dt).title("en") for dt in ("juminhyo", "partnership", "contract")}
-    assert sorted(titles) == sorted(expected.values())
+    wait_for_titles(page, list(expected.values()))
     assert_english(page, "list")
     page.screenshot(path=str(shots / "list.png"), full_page=True)
 
@@ -230,9 +245,7 @@ def test_every_screen_in_english(browser: Any, demo: Demo, shots: Path) -> None:
     page.reload()
     page.wait_for_selector(".cert-item >> nth=2")
     page.wait_for_selector("#offline-note:not([hidden])")
-    assert sorted(page.locator(".cert-item .cert-title").all_inner_texts()) == sorted(
-        expected.values()
-    )
+    wait_for_titles(page, list(expected.values()))
     assert_english(page, "offline list")
     page.locator(".cert-item", has_text=expected["contract"]).locator(".cert-open").click()
     page.wait_for_selector(
@@ -247,9 +260,7 @@ def test_every_screen_in_english(browser: Any, demo: Demo, shots: Path) -> None:
     page.click("#tab-list")
     page.click("#toggle-lang")
     page.wait_for_selector("html[lang=ja]")
-    assert sorted(page.locator(".cert-item .cert-title").all_inner_texts()) == sorted(
-        doctypes.get(dt).title("ja") for dt in expected
-    )
+    wait_for_titles(page, [doctypes.get(dt).title("ja") for dt in expected])
     page.locator(".cert-item", has_text="住民票の写し").locator(".present-button").click()
     page.wait_for_selector("#present:not([hidden]) #present-show")
     assert page.inner_text("#present-title") == "住民票の写しを提示する"
